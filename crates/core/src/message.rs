@@ -1,0 +1,130 @@
+//! The JSON bodies that travel between stages. Each carries a `schema` version; a stage that
+//! meets a version it does not know parks the message instead of guessing.
+//!
+//! After the fan-out, messages carry a chunk: up to N deliveries of one notification on one
+//! channel, with everything the next stage needs, so that render and deliver never read the
+//! notification back from the database.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::channel::Channel;
+use crate::ids::{DeliveryId, NotificationId, TenantId};
+use crate::notification::{ChannelSpec, Priority, Recipient};
+
+pub const SCHEMA: u32 = 1;
+
+/// `ingest` → `enrich`: a notification is committed and ready to fan out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnrichMessage {
+    pub schema: u32,
+    pub tenant_id: TenantId,
+    pub notification_id: NotificationId,
+}
+
+/// `enrich` → `render`: deliveries of one channel waiting to be rendered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderChunk {
+    pub schema: u32,
+    pub tenant_id: TenantId,
+    pub notification_id: NotificationId,
+    pub spec: ChannelSpec,
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+    pub deliveries: Vec<RenderItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderItem {
+    pub delivery_id: DeliveryId,
+    pub recipient: Recipient,
+}
+
+/// `render` → `deliver.<channel>`: deliveries ready to hand to a provider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliverChunk {
+    pub schema: u32,
+    pub tenant_id: TenantId,
+    pub notification_id: NotificationId,
+    pub spec: ChannelSpec,
+    pub deliveries: Vec<DeliverItem>,
+}
+
+impl DeliverChunk {
+    pub fn channel(&self) -> Channel {
+        self.spec.channel()
+    }
+
+    /// The same chunk narrowed to some of its deliveries, as sent on to a retry tier.
+    pub fn with_deliveries(&self, deliveries: Vec<DeliverItem>) -> DeliverChunk {
+        DeliverChunk {
+            schema: self.schema,
+            tenant_id: self.tenant_id,
+            notification_id: self.notification_id,
+            spec: self.spec.clone(),
+            deliveries,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliverItem {
+    pub delivery_id: DeliveryId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Where the provider sends it: an email address, a phone number, a URL.
+    pub address: String,
+    pub payload: Payload,
+}
+
+/// The rendered content of one delivery, in the form its channel needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Payload {
+    Email {
+        subject: String,
+        html: String,
+        text: String,
+    },
+    Webhook {
+        body: Value,
+    },
+}
+
+/// Published on the `events` exchange with routing key `delivery.<status>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryEvent {
+    pub schema: u32,
+    pub event: String,
+    pub tenant_id: TenantId,
+    pub notification_id: NotificationId,
+    pub channel: Channel,
+    pub deliveries: Vec<EventItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventItem {
+    pub delivery_id: DeliveryId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A stage message whose `schema` this build understands.
+pub fn check_schema(schema: u32) -> Result<(), String> {
+    if schema == SCHEMA {
+        Ok(())
+    } else {
+        Err(format!(
+            "schema {schema} is not understood by this build (it reads {SCHEMA})"
+        ))
+    }
+}

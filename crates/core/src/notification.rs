@@ -1,0 +1,658 @@
+//! A notification as a producer sends it: parsed once at the edge into types that hold only
+//! valid values, then stored and carried through the stages as it is.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::channel::Channel;
+use crate::email::EmailAddress;
+use crate::validation::{ValidationError, deserialize_tracked};
+
+pub const MAX_RECIPIENTS: usize = 10_000;
+pub const MAX_TITLE_CHARS: usize = 2_000;
+pub const MAX_CONTENT_BYTES: usize = 256 * 1024;
+pub const MAX_KEY_CHARS: usize = 255;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Critical,
+}
+
+impl Priority {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+}
+
+/// The validated notification. This is also the form stored in PostgreSQL and read back by
+/// `enrich`, so it stays deserializable from what it serializes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotificationRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub recipients: Vec<Recipient>,
+    pub channels: Vec<ChannelSpec>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push_tokens: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+}
+
+impl Recipient {
+    /// Fills what this recipient leaves out from a stored profile; the request wins wherever
+    /// both say something, key by key in `metadata`.
+    pub fn merged_over(mut self, profile: &Recipient) -> Recipient {
+        fn fill<T: Clone>(slot: &mut Option<T>, from: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(from);
+            }
+        }
+        fill(&mut self.user_id, &profile.user_id);
+        fill(&mut self.email, &profile.email);
+        fill(&mut self.phone, &profile.phone);
+        fill(&mut self.slack_id, &profile.slack_id);
+        fill(&mut self.locale, &profile.locale);
+        fill(&mut self.timezone, &profile.timezone);
+        fill(&mut self.role, &profile.role);
+        if self.push_tokens.is_empty() {
+            self.push_tokens.clone_from(&profile.push_tokens);
+        }
+        for (key, value) in &profile.metadata {
+            self.metadata
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+        self
+    }
+
+    /// The address this recipient is reached at on a channel, if it has one.
+    pub fn address(&self, channel: Channel) -> Option<String> {
+        match channel {
+            Channel::Email => self.email.as_ref().map(|e| e.to_string()),
+            Channel::Sms => self.phone.clone(),
+            Channel::Slack => self.slack_id.clone(),
+            Channel::Push => self.push_tokens.first().cloned(),
+            Channel::Teams | Channel::Webhook => Some(self.user_id.clone().unwrap_or_default()),
+        }
+    }
+}
+
+/// One channel of a notification with its options, tagged by channel type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "config", rename_all = "lowercase")]
+pub enum ChannelSpec {
+    Email(EmailOptions),
+    Webhook(WebhookOptions),
+}
+
+impl ChannelSpec {
+    pub fn channel(&self) -> Channel {
+        match self {
+            ChannelSpec::Email(_) => Channel::Email,
+            ChannelSpec::Webhook(_) => Channel::Webhook,
+        }
+    }
+
+    pub fn template(&self) -> Option<&str> {
+        match self {
+            ChannelSpec::Email(o) => o.template.as_deref(),
+            ChannelSpec::Webhook(o) => o.template.as_deref(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_email: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<EmailAddress>,
+    /// Accepted so that producers can send it; open tracking is not performed yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub track_opens: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_minutes: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookOptions {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_minutes: Option<u32>,
+}
+
+/// The body exactly as producers write it, before any check beyond JSON types.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    recipients: Vec<Recipient>,
+    channels: Vec<WireChannel>,
+    #[serde(default)]
+    metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    send_at: Option<Value>,
+    #[serde(default)]
+    escalation: Option<Value>,
+    #[serde(default)]
+    failover: Option<Value>,
+    #[serde(default)]
+    digest: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireChannel {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    config: Option<Value>,
+}
+
+impl NotificationRequest {
+    /// Parses and checks a producer's JSON body. Every refusal names the field at fault.
+    pub fn parse(body: &[u8]) -> Result<Self, ValidationError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            ValidationError::new("invalid_json", format!("the body is not valid JSON: {e}"))
+        })?;
+        Self::from_value(value)
+    }
+
+    pub fn from_value(value: Value) -> Result<Self, ValidationError> {
+        if !value.is_object() {
+            return Err(ValidationError::new(
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
+        let wire: Wire =
+            deserialize_tracked(value).map_err(|e| ValidationError::from_serde("", e))?;
+        wire.check()
+    }
+}
+
+impl Wire {
+    fn check(self) -> Result<NotificationRequest, ValidationError> {
+        for (field, value) in [
+            ("send_at", &self.send_at),
+            ("escalation", &self.escalation),
+            ("failover", &self.failover),
+            ("digest", &self.digest),
+        ] {
+            if value.as_ref().is_some_and(|v| !v.is_null()) {
+                return Err(ValidationError::at(
+                    "not_supported",
+                    field,
+                    format!("`{field}` is not supported by this version"),
+                ));
+            }
+        }
+
+        check_text("title", self.title.as_deref(), MAX_TITLE_CHARS)?;
+        check_text("content", self.content.as_deref(), MAX_CONTENT_BYTES)?;
+        check_text("category", self.category.as_deref(), MAX_KEY_CHARS)?;
+        if let Some(key) = &self.idempotency_key
+            && (key.is_empty() || key.chars().count() > MAX_KEY_CHARS)
+        {
+            return Err(ValidationError::at(
+                "invalid_field",
+                "idempotency_key",
+                format!("`idempotency_key` must have 1 to {MAX_KEY_CHARS} characters"),
+            ));
+        }
+
+        if self.recipients.is_empty() {
+            return Err(ValidationError::at(
+                "invalid_field",
+                "recipients",
+                "`recipients` must name at least one recipient",
+            ));
+        }
+        if self.recipients.len() > MAX_RECIPIENTS {
+            return Err(ValidationError::at(
+                "too_many",
+                "recipients",
+                format!("`recipients` may hold at most {MAX_RECIPIENTS} recipients"),
+            ));
+        }
+        for (i, r) in self.recipients.iter().enumerate() {
+            check_recipient(i, r)?;
+        }
+
+        let channels = check_channels(self.channels)?;
+        let has_text = self.content.is_some();
+        if let Some(i) = channels
+            .iter()
+            .position(|c| c.template().is_none() && !has_text)
+        {
+            return Err(ValidationError::at(
+                "missing_field",
+                "content",
+                format!("`content` is required because `channels[{i}]` names no template"),
+            ));
+        }
+        if let Some(i) = channels.iter().position(|c| {
+            c.channel() == Channel::Email && c.template().is_none() && self.title.is_none()
+        }) {
+            return Err(ValidationError::at(
+                "missing_field",
+                "title",
+                format!("`title` is required because `channels[{i}]` is email with no template"),
+            ));
+        }
+        for (i, spec) in channels.iter().enumerate() {
+            let channel = spec.channel();
+            let missing = self.recipients.iter().position(|r| {
+                channel == Channel::Email && r.email.is_none() && r.user_id.is_none()
+            });
+            if let Some(r) = missing {
+                return Err(ValidationError::at(
+                    "missing_field",
+                    format!("recipients[{r}].email"),
+                    format!(
+                        "`recipients[{r}]` has neither an email address nor a user_id whose \
+                         profile could hold one, and `channels[{i}]` is email"
+                    ),
+                ));
+            }
+        }
+
+        Ok(NotificationRequest {
+            title: self.title,
+            content: self.content,
+            priority: self.priority.unwrap_or_default(),
+            category: self.category,
+            idempotency_key: self.idempotency_key,
+            recipients: self.recipients,
+            channels,
+            metadata: self.metadata.unwrap_or_default(),
+        })
+    }
+}
+
+fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), ValidationError> {
+    let Some(value) = value else { return Ok(()) };
+    if value.len() > max {
+        return Err(ValidationError::at(
+            "too_long",
+            field,
+            format!("`{field}` is longer than {max} bytes"),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(ValidationError::at(
+            "invalid_field",
+            field,
+            format!("`{field}` contains a NUL character"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_recipient(i: usize, r: &Recipient) -> Result<(), ValidationError> {
+    r.validate(&format!("recipients[{i}]."))
+}
+
+impl Recipient {
+    /// Checks the fields of a recipient; `prefix` is put before each field name in errors.
+    pub fn validate(&self, prefix: &str) -> Result<(), ValidationError> {
+        validate_recipient(prefix, self)
+    }
+}
+
+fn validate_recipient(prefix: &str, r: &Recipient) -> Result<(), ValidationError> {
+    let field = |name: &str| format!("{prefix}{name}");
+    if let Some(id) = &r.user_id
+        && (id.is_empty() || id.chars().count() > MAX_KEY_CHARS || id.chars().any(char::is_control))
+    {
+        return Err(ValidationError::at(
+            "invalid_field",
+            field("user_id"),
+            format!(
+                "`{}` must have 1 to {MAX_KEY_CHARS} printable characters",
+                field("user_id")
+            ),
+        ));
+    }
+    if let Some(phone) = &r.phone {
+        let digits = phone.strip_prefix('+').unwrap_or("");
+        let ok = (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !ok {
+            return Err(ValidationError::at(
+                "invalid_field",
+                field("phone"),
+                format!(
+                    "`{}` must be an E.164 number such as +4917612345678",
+                    field("phone")
+                ),
+            ));
+        }
+    }
+    if let Some(locale) = &r.locale {
+        let mut parts = locale.split(['-', '_']);
+        let lang_ok = parts.next().is_some_and(|l| {
+            (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphabetic())
+        });
+        let rest_ok = parts
+            .all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !(lang_ok && rest_ok) {
+            return Err(ValidationError::at(
+                "invalid_field",
+                field("locale"),
+                format!(
+                    "`{}` must be a language tag such as `de` or `pt-BR`",
+                    field("locale")
+                ),
+            ));
+        }
+    }
+    if let Some(tz) = &r.timezone
+        && tz.parse::<chrono_tz::Tz>().is_err()
+    {
+        return Err(ValidationError::at(
+            "invalid_field",
+            field("timezone"),
+            format!(
+                "`{}` is not an IANA time zone such as Europe/Berlin",
+                field("timezone")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_channels(wire: Vec<WireChannel>) -> Result<Vec<ChannelSpec>, ValidationError> {
+    if wire.is_empty() {
+        return Err(ValidationError::at(
+            "invalid_field",
+            "channels",
+            "`channels` must name at least one channel",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut specs = Vec::with_capacity(wire.len());
+    for (i, c) in wire.into_iter().enumerate() {
+        let type_field = format!("channels[{i}].type");
+        let channel: Channel = c.kind.parse().map_err(|_| {
+            let known: Vec<_> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+            ValidationError::at(
+                "unknown_channel",
+                type_field.clone(),
+                format!(
+                    "`{}` is not a channel; channels are {}",
+                    c.kind,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        if !channel.is_deliverable() {
+            return Err(ValidationError::at(
+                "channel_unavailable",
+                type_field,
+                format!("the `{channel}` channel has no delivery worker in this version"),
+            ));
+        }
+        if !seen.insert(channel) {
+            return Err(ValidationError::at(
+                "duplicate_channel",
+                type_field,
+                format!("the `{channel}` channel is listed twice"),
+            ));
+        }
+        let prefix = format!("channels[{i}].config");
+        let config = c.config.unwrap_or_else(|| Value::Object(Map::new()));
+        let spec = match channel {
+            Channel::Email => ChannelSpec::Email(options(&prefix, config)?),
+            Channel::Webhook => {
+                let options: WebhookOptions = options(&prefix, config)?;
+                check_url(&format!("{prefix}.url"), &options.url)?;
+                ChannelSpec::Webhook(options)
+            }
+            _ => unreachable!("refused above as not deliverable"),
+        };
+        if let Some(minutes) = match &spec {
+            ChannelSpec::Email(o) => o.delay_minutes,
+            ChannelSpec::Webhook(o) => o.delay_minutes,
+        } && minutes > 0
+        {
+            return Err(ValidationError::at(
+                "not_supported",
+                format!("{prefix}.delay_minutes"),
+                "delayed channels are not supported by this version",
+            ));
+        }
+        if let Some(t) = spec.template()
+            && (t.is_empty() || t.len() > MAX_KEY_CHARS)
+        {
+            return Err(ValidationError::at(
+                "invalid_field",
+                format!("{prefix}.template"),
+                format!("a template name must have 1 to {MAX_KEY_CHARS} bytes"),
+            ));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+fn options<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    config: Value,
+) -> Result<T, ValidationError> {
+    deserialize_tracked(config).map_err(|e| ValidationError::from_serde(prefix, e))
+}
+
+fn check_url(field: &str, raw: &str) -> Result<(), ValidationError> {
+    let bad = |why: &str| ValidationError::at("invalid_field", field, format!("`{field}` {why}"));
+    let url = url::Url::parse(raw).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be an http or https URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn welcome() -> Value {
+        json!({
+            "title": "Willkommen bei TechCorp, {{recipient.first_name}}!",
+            "content": "Hallo {{recipient.first_name}}",
+            "priority": "high",
+            "category": "onboarding",
+            "idempotency_key": "welcome-usr_123456789",
+            "recipients": [{
+                "user_id": "usr_123456789", "email": "maria.schmidt@example.com",
+                "phone": "+49176123456789", "locale": "de", "timezone": "Europe/Berlin",
+                "metadata": {"first_name": "Maria", "tier": "premium"}
+            }],
+            "channels": [
+                {"type": "email", "config": {"from_email": "willkommen@techcorp.com",
+                  "from_name": "TechCorp Team", "reply_to": "support@techcorp.com", "track_opens": true}},
+                {"type": "webhook", "config": {"url": "https://hooks.example.com/notify"}}
+            ],
+            "metadata": {"campaign_id": "welcome_2024_q1"},
+            "send_at": null
+        })
+    }
+
+    fn refusal(mutate: impl FnOnce(&mut Value)) -> ValidationError {
+        let mut v = welcome();
+        mutate(&mut v);
+        NotificationRequest::from_value(v).expect_err("should be refused")
+    }
+
+    #[test]
+    fn the_welcome_notification_is_accepted_and_round_trips() {
+        let n = NotificationRequest::from_value(welcome()).unwrap();
+        assert_eq!(n.priority, Priority::High);
+        assert_eq!(n.channels.len(), 2);
+        let stored = serde_json::to_value(&n).unwrap();
+        let back: NotificationRequest = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, n);
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_path() {
+        let e = refusal(|v| {
+            v.as_object_mut().unwrap().remove("recipients");
+        });
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_field", Some("recipients"))
+        );
+        let e = refusal(|v| {
+            v["channels"][1]["config"]
+                .as_object_mut()
+                .unwrap()
+                .remove("url");
+        });
+        assert_eq!(e.field.as_deref(), Some("channels[1].config.url"));
+    }
+
+    #[test]
+    fn an_unknown_channel_is_refused_on_its_type_field() {
+        let e = refusal(|v| v["channels"][0]["type"] = json!("fax"));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_channel", Some("channels[0].type"))
+        );
+        let e = refusal(|v| v["channels"][0]["type"] = json!("sms"));
+        assert_eq!(e.code, "channel_unavailable");
+    }
+
+    #[test]
+    fn an_invalid_email_names_the_recipient() {
+        let e = refusal(|v| v["recipients"][0]["email"] = json!("maria@@example"));
+        assert_eq!(e.field.as_deref(), Some("recipients[0].email"));
+        assert!(
+            e.message.contains("not a valid email address"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn wrong_types_unknown_fields_and_bad_values_are_refused() {
+        let e = refusal(|v| v["recipients"] = json!("everyone"));
+        assert_eq!(e.field.as_deref(), Some("recipients"));
+        let e = refusal(|v| v["colour"] = json!("blue"));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("colour"))
+        );
+        let e = refusal(|v| v["channels"][0]["config"]["form_email"] = json!("a@b.co"));
+        assert_eq!(e.field.as_deref(), Some("channels[0].config.form_email"));
+        let e = refusal(|v| v["recipients"][0]["phone"] = json!("0176 123"));
+        assert_eq!(e.field.as_deref(), Some("recipients[0].phone"));
+        let e = refusal(|v| v["recipients"][0]["timezone"] = json!("Mars/Olympus"));
+        assert_eq!(e.field.as_deref(), Some("recipients[0].timezone"));
+        let e = refusal(|v| v["channels"][1]["config"]["url"] = json!("ftp://x.example"));
+        assert_eq!(e.field.as_deref(), Some("channels[1].config.url"));
+        let e = refusal(|v| v["priority"] = json!("urgent"));
+        assert_eq!(e.field.as_deref(), Some("priority"));
+        let e = refusal(|v| v["send_at"] = json!("2030-01-01T00:00:00Z"));
+        assert_eq!(e.code, "not_supported");
+        let e = refusal(|v| v["channels"][1]["type"] = json!("email"));
+        assert_eq!(e.code, "duplicate_channel");
+    }
+
+    #[test]
+    fn malformed_json_is_refused_as_such() {
+        let e = NotificationRequest::parse(b"{\"title\": ").unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+        let e = NotificationRequest::parse(b"[1,2]").unwrap_err();
+        assert_eq!(e.code, "invalid_body");
+    }
+
+    #[test]
+    fn stored_profiles_fill_gaps_but_never_override_the_request() {
+        let request = Recipient {
+            user_id: Some("u1".into()),
+            metadata: [("first_name".to_owned(), json!("Maria"))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let profile = Recipient {
+            email: Some(EmailAddress::parse("m@example.com").unwrap()),
+            locale: Some("de".into()),
+            metadata: [
+                ("first_name".to_owned(), json!("M.")),
+                ("tier".to_owned(), json!("gold")),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let merged = request.merged_over(&profile);
+        assert_eq!(merged.email.unwrap().as_str(), "m@example.com");
+        assert_eq!(merged.metadata["first_name"], json!("Maria"));
+        assert_eq!(merged.metadata["tier"], json!("gold"));
+    }
+}

@@ -1,0 +1,142 @@
+//! `POST /v1/notifications`, `POST /v1/notifications/batch`, `GET /v1/notifications/{id}`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use notify_core::{NotificationId, NotificationRequest, ValidationError};
+
+use super::{ApiState, read_json_body, traceparent};
+use crate::accept::AcceptError;
+use crate::error::ApiError;
+
+pub const MAX_BATCH: usize = 1_000;
+
+impl From<AcceptError> for ApiError {
+    fn from(e: AcceptError) -> Self {
+        tracing::error!(error = %e, "could not accept");
+        ApiError::unavailable(e.to_string())
+    }
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = state.keys.authenticate(&headers).await?;
+    let body = read_json_body(&headers, body, state.service.config.max_body_bytes).await?;
+    let request = NotificationRequest::parse(&body)?;
+
+    let accepted = state
+        .accepter
+        .accept(tenant, &[&request], &traceparent(&headers))
+        .await?;
+    let accepted = accepted.into_iter().next().expect("one result per request");
+    tracing::info!(tenant_id = %tenant, notification_id = %accepted.id, replay = accepted.idempotent_replay, "accepted");
+    let status = if accepted.idempotent_replay {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(accepted)).into_response())
+}
+
+pub async fn create_batch(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = state.keys.authenticate(&headers).await?;
+    let body = read_json_body(&headers, body, state.service.config.max_batch_bytes).await?;
+    let items = batch_items(&body)?;
+
+    // Each item is checked on its own; the valid ones are committed together.
+    let parsed: Vec<Result<NotificationRequest, ValidationError>> = items
+        .into_iter()
+        .map(NotificationRequest::from_value)
+        .collect();
+    let valid: Vec<&NotificationRequest> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+    let mut accepted = if valid.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .accepter
+            .accept(tenant, &valid, &traceparent(&headers))
+            .await?
+    }
+    .into_iter();
+
+    let results: Vec<Value> = parsed
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match p {
+            Ok(_) => {
+                let a = accepted.next().expect("one result per valid item");
+                let status = if a.idempotent_replay { 200 } else { 202 };
+                json!({"status": status, "id": a.id, "deliveries": a.deliveries, "idempotent_replay": a.idempotent_replay})
+            }
+            Err(e) => {
+                let mut error = ApiError::from(e.clone());
+                error.field = Some(match &e.field {
+                    Some(f) => format!("notifications[{i}].{f}"),
+                    None => format!("notifications[{i}]"),
+                });
+                json!({"status": error.status.as_u16(), "error": error.body()["error"]})
+            }
+        })
+        .collect();
+    tracing::info!(tenant_id = %tenant, items = results.len(), accepted = valid.len(), "batch accepted");
+    Ok((StatusCode::ACCEPTED, Json(json!({ "results": results }))).into_response())
+}
+
+fn batch_items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::from(ValidationError::new(
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        ))
+    })?;
+    let Some(Value::Array(items)) = value.get("notifications").cloned() else {
+        return Err(ValidationError::at(
+            "missing_field",
+            "notifications",
+            "the body must be {\"notifications\": [...]}",
+        )
+        .into());
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ValidationError::at(
+            "invalid_field",
+            "notifications",
+            format!(
+                "a batch holds 1 to {MAX_BATCH} notifications, not {}",
+                items.len()
+            ),
+        )
+        .into());
+    }
+    Ok(items)
+}
+
+pub async fn show(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = state.keys.authenticate(&headers).await?;
+    // An id that is not a UUID cannot exist; it is a 404 like any other unknown id.
+    let id: NotificationId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("notification"))?;
+    let view = state
+        .service
+        .store
+        .notification_view(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification"))?;
+    Ok(Json(view).into_response())
+}

@@ -1,0 +1,230 @@
+//! `notifyctl`: the operator's command line. It speaks to the same database and broker as the
+//! workers, configured by the same `NOTIFY_*` variables.
+
+mod dlq;
+mod send;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+use notify_broker::{Broker, Topology};
+use notify_core::{Config, NotificationId, TenantId};
+use notify_store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "notifyctl",
+    version,
+    about = "Operate a notify installation: schema, topology, tenants, keys, sending and dead letters."
+)]
+#[command(
+    after_help = "Configuration comes from NOTIFY_DATABASE_URL, NOTIFY_AMQP_URL, NOTIFY_PREFIX and the other NOTIFY_* variables, as for the workers."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the database migrations (safe to run again).
+    Migrate,
+    /// Declare every queue and exchange (safe to run again).
+    Topology,
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Send the notification in a JSON file through the `ingest` queue and print the answer.
+    Send {
+        /// A file holding one notification as JSON, or `-` for standard input.
+        file: PathBuf,
+        /// The tenant's API key.
+        #[arg(long, env = "NOTIFY_API_KEY", hide_env_values = true)]
+        key: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Show a notification and each of its deliveries.
+    Status {
+        /// The notification id.
+        id: String,
+        /// An API key of the notification's tenant.
+        #[arg(long, env = "NOTIFY_API_KEY", hide_env_values = true)]
+        key: String,
+    },
+    /// Parked messages: the ones that could not be parsed or ran out of retries.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant; prints its id and signing secret, and its first API key alone on the last line.
+    Create {
+        /// A unique name for the tenant.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create another API key for a tenant; prints the key alone.
+    Create {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Count the parked messages of every stage, or list those of one stage.
+    List {
+        /// A stage: ingest, enrich, render, deliver.email, deliver.webhook.
+        stage: Option<String>,
+        /// How many messages to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Put parked messages of a stage back into the stage's queue, oldest first.
+    Replay {
+        /// A stage: ingest, enrich, render, deliver.email, deliver.webhook.
+        stage: String,
+        /// How many to replay; all of them if not given.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env().context("invalid configuration")?;
+    notify_runtime::init_telemetry(&std::env::var("NOTIFY_LOG").unwrap_or_else(|_| "warn".into()));
+    let store = || Store::connect_lazy(&config.database_url, 2).context("NOTIFY_DATABASE_URL");
+    let broker = || {
+        Broker::new(
+            &config.amqp_url,
+            "notifyctl",
+            Arc::new(Topology::new(&config)),
+        )
+    };
+
+    match cli.command {
+        Command::Migrate => {
+            store()?.migrate().await.context("migrating the database")?;
+            println!("migrations applied");
+        }
+        Command::Topology => {
+            let broker = broker();
+            broker
+                .connection()
+                .await
+                .context("connecting to the broker")?;
+            println!(
+                "topology declared under prefix `{}`: {} queues",
+                config.prefix,
+                broker.topology().queues().len()
+            );
+            broker.close().await;
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { name },
+        } => {
+            let store = store()?;
+            store.migrate().await.context("migrating the database")?;
+            if store.tenant_by_name(&name).await?.is_some() {
+                bail!(
+                    "a tenant named `{name}` exists already; make it another key with `notifyctl key create --tenant ID`"
+                );
+            }
+            let key = store
+                .create_tenant(&name)
+                .await
+                .context("creating the tenant")?;
+            let secret = store
+                .webhook_secret(key.tenant_id)
+                .await?
+                .unwrap_or_default();
+            println!("tenant {}", key.tenant_id);
+            println!("name {name}");
+            println!("webhook signing secret {secret}");
+            println!("{}", key.secret);
+        }
+        Command::Key {
+            command: KeyCommand::Create { tenant },
+        } => {
+            let tenant: TenantId = tenant
+                .parse()
+                .context("--tenant must be a tenant id (a UUID)")?;
+            let key = store()?.create_api_key(tenant).await?;
+            match key {
+                Some(key) => println!("{}", key.secret),
+                None => bail!("no tenant {tenant}"),
+            }
+        }
+        Command::Send { file, key, timeout } => {
+            let body = if file.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+                buf
+            } else {
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let broker = broker();
+            let answer = send::send(
+                &broker,
+                &body,
+                &key,
+                std::time::Duration::from_secs(timeout),
+            )
+            .await?;
+            broker.close().await;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            if answer.get("error").is_some() {
+                std::process::exit(1);
+            }
+        }
+        Command::Status { id, key } => {
+            let store = store()?;
+            let tenant = store
+                .tenant_for_key(&key)
+                .await?
+                .context("the API key is not valid")?;
+            let id: NotificationId = id
+                .parse()
+                .context("the id must be a notification id (a UUID)")?;
+            let view = store
+                .notification_view(tenant, id)
+                .await?
+                .with_context(|| format!("no notification {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        Command::Dlq { command } => {
+            let broker = broker();
+            match command {
+                DlqCommand::List { stage, limit } => {
+                    dlq::list(&broker, stage.as_deref(), limit).await?
+                }
+                DlqCommand::Replay { stage, limit } => {
+                    dlq::replay(&broker, &store()?, &stage, limit).await?
+                }
+            }
+            broker.close().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! PostgreSQL access for every stage: one `Store` with a method per question the stages ask,
+//! every one of them scoped by tenant.
+
+mod keys;
+mod notifications;
+mod profiles;
+mod templates;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+pub use keys::ApiKey;
+pub use notifications::{
+    ClaimedDelivery, DeliveryView, Inserted, NewDelivery, NotificationView, Outcome,
+    StoredNotification,
+};
+pub use templates::Template;
+
+/// The migrations under `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed: a lost connection, a timeout, a restart. A
+    /// constraint violation or unreadable row will fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Database(db) => {
+                    // Serialization failures, deadlocks, admin shutdowns, too many connections.
+                    db.code().is_some_and(|c| {
+                        matches!(
+                            c.as_ref(),
+                            "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300"
+                        )
+                    })
+                }
+                sqlx::Error::RowNotFound
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::Decode(_)
+                | sqlx::Error::TypeNotFound { .. }
+                | sqlx::Error::ColumnNotFound(_)
+                | sqlx::Error::ColumnIndexOutOfBounds { .. } => false,
+                _ => true,
+            },
+            StoreError::Migration(_) => true,
+            StoreError::Corrupt(_) => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Opens a pool lazily: the first query connects, so a worker can start, say it is not
+    /// ready, and keep trying while the database is away.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Store> {
+        let options: PgConnectOptions = url.parse()?;
+        let options = options
+            .application_name("notify")
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
