@@ -83,7 +83,7 @@ enum TenantCommand {
 enum KeyCommand {
     /// Create another API key for a tenant; prints the key alone.
     Create {
-        /// The tenant's id.
+        /// The tenant's id or name.
         #[arg(long)]
         tenant: String,
     },

@@ -48,7 +48,8 @@ impl Service {
         let store = Store::connect_lazy(&config.database_url, 10)
             .context("NOTIFY_DATABASE_URL is not a PostgreSQL URL")?;
         let topology = Arc::new(Topology::new(&config));
-        let broker = Broker::new(&config.amqp_url, name, topology);
+        // The prefix in the connection name tells apart workers of several installations.
+        let broker = Broker::new(&config.amqp_url, &format!("{name} {}", config.prefix), topology);
         let health = Arc::new(Health::new(store.clone(), broker.clone()));
 
         let addr = config.metrics_addr_or(default_metrics_port);
