@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
@@ -28,8 +30,13 @@ pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEADLINE: Duration = Duration::from_secs(45);
 
 /// The workers of the pipeline, by binary name.
-pub const WORKERS: [&str; 5] =
-    ["notify-ingest", "notify-enrich", "notify-render", "notify-deliver-email", "notify-deliver-webhook"];
+pub const WORKERS: [&str; 5] = [
+    "notify-ingest",
+    "notify-enrich",
+    "notify-render",
+    "notify-deliver-email",
+    "notify-deliver-webhook",
+];
 
 /// How a test wants its stack.
 #[derive(Clone, Debug)]
@@ -41,7 +48,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { retry_tiers: "200ms,400ms,800ms", chunk_size: 100, queue_type: "quorum" }
+        Options {
+            retry_tiers: "200ms,400ms,800ms",
+            chunk_size: 100,
+            queue_type: "quorum",
+        }
     }
 }
 
@@ -70,13 +81,20 @@ pub struct Stack {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// Where cargo put the workspace's binaries: beside the directory of this test executable.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
     for bin in WORKERS.iter().chain(["notifyctl"].iter()) {
         assert!(
             dir.join(bin).exists(),
@@ -99,7 +117,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(200));
     }
@@ -115,31 +136,58 @@ impl Stack {
         let id = Uuid::new_v4().simple().to_string();
         let prefix = format!("e2e{}", &id[..10]);
         let database = format!("notify_{prefix}");
-        let admin = PgPoolOptions::new().max_connections(1).connect(ADMIN_DATABASE_URL).await.expect("PostgreSQL is reachable");
-        admin.execute(AssertSqlSafe(format!("CREATE DATABASE {database}"))).await.expect("create the test database");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(ADMIN_DATABASE_URL)
+            .await
+            .expect("PostgreSQL is reachable");
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .await
+            .expect("create the test database");
         admin.close().await;
         let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}");
 
         let smtp = SmtpServer::start().await.expect("SMTP server");
         let webhook = WebhookReceiver::start().await.expect("webhook receiver");
         let http_port = free_port();
-        let metrics_ports: HashMap<&'static str, u16> = WORKERS.iter().map(|w| (*w, free_port())).collect();
+        let metrics_ports: HashMap<&'static str, u16> =
+            WORKERS.iter().map(|w| (*w, free_port())).collect();
         let env = vec![
             ("NOTIFY_DATABASE_URL".to_owned(), database_url.clone()),
             ("NOTIFY_AMQP_URL".to_owned(), AMQP_URL.to_owned()),
             ("NOTIFY_PREFIX".to_owned(), prefix.clone()),
-            ("NOTIFY_HTTP_ADDR".to_owned(), format!("127.0.0.1:{http_port}")),
+            (
+                "NOTIFY_HTTP_ADDR".to_owned(),
+                format!("127.0.0.1:{http_port}"),
+            ),
             ("NOTIFY_SMTP_URL".to_owned(), smtp.url()),
-            ("NOTIFY_QUEUE_TYPE".to_owned(), options.queue_type.to_owned()),
-            ("NOTIFY_RETRY_TIERS".to_owned(), options.retry_tiers.to_owned()),
-            ("NOTIFY_CHUNK_SIZE".to_owned(), options.chunk_size.to_string()),
+            (
+                "NOTIFY_QUEUE_TYPE".to_owned(),
+                options.queue_type.to_owned(),
+            ),
+            (
+                "NOTIFY_RETRY_TIERS".to_owned(),
+                options.retry_tiers.to_owned(),
+            ),
+            (
+                "NOTIFY_CHUNK_SIZE".to_owned(),
+                options.chunk_size.to_string(),
+            ),
             ("NOTIFY_PROVIDER_TIMEOUT".to_owned(), "5s".to_owned()),
-            ("NOTIFY_LOG".to_owned(), std::env::var("NOTIFY_TEST_LOG").unwrap_or_else(|_| "info".into())),
+            (
+                "NOTIFY_LOG".to_owned(),
+                std::env::var("NOTIFY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            ),
         ];
         let logs = bin_dir().join("e2e-logs").join(&prefix);
         std::fs::create_dir_all(&logs).expect("log directory");
 
-        let db = PgPoolOptions::new().max_connections(3).connect(&database_url).await.expect("test database");
+        let db = PgPoolOptions::new()
+            .max_connections(3)
+            .connect(&database_url)
+            .await
+            .expect("test database");
         let mut stack = Stack {
             prefix,
             database_url,
@@ -147,7 +195,11 @@ impl Stack {
             http: format!("http://127.0.0.1:{http_port}"),
             smtp,
             webhook,
-            tenant: Tenant { id: String::new(), key: String::new(), webhook_secret: String::new() },
+            tenant: Tenant {
+                id: String::new(),
+                key: String::new(),
+                webhook_secret: String::new(),
+            },
             client: reqwest::Client::new(),
             database,
             env,
@@ -182,19 +234,32 @@ impl Stack {
             .env("NOTIFY_LOG", "warn")
             .output()
             .expect("run notifyctl");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 
     pub fn create_tenant(&self, name: &str) -> Tenant {
         let out = self.notifyctl(&["tenant", "create", name]);
         let line = |lead: &str| {
-            out.lines().find_map(|l| l.strip_prefix(lead)).unwrap_or_else(|| panic!("no `{lead}` in {out}")).trim().to_owned()
+            out.lines()
+                .find_map(|l| l.strip_prefix(lead))
+                .unwrap_or_else(|| panic!("no `{lead}` in {out}"))
+                .trim()
+                .to_owned()
         };
         Tenant {
             id: line("tenant "),
             webhook_secret: line("webhook signing secret "),
-            key: out.lines().last().expect("the key on the last line").trim().to_owned(),
+            key: out
+                .lines()
+                .last()
+                .expect("the key on the last line")
+                .trim()
+                .to_owned(),
         }
     }
 
@@ -206,7 +271,10 @@ impl Stack {
             .expect("worker log");
         let child = Command::new(bin_dir().join(worker))
             .envs(self.env.iter().cloned())
-            .env("NOTIFY_METRICS_ADDR", format!("127.0.0.1:{}", self.metrics_ports[worker]))
+            .env(
+                "NOTIFY_METRICS_ADDR",
+                format!("127.0.0.1:{}", self.metrics_ports[worker]),
+            )
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -225,8 +293,16 @@ impl Stack {
 
     /// Sends SIGTERM and waits for the worker to exit by itself.
     pub async fn stop_worker(&self, worker: &'static str) -> ExitStatus {
-        let mut child = self.workers.lock().unwrap().remove(worker).expect("worker running");
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+        let mut child = self
+            .workers
+            .lock()
+            .unwrap()
+            .remove(worker)
+            .expect("worker running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         wait_until(&format!("{worker} to exit after SIGTERM"), DEADLINE, || {
             let exited = child.try_wait().expect("wait");
@@ -239,7 +315,9 @@ impl Stack {
     /// every `label="value"` given.
     pub async fn metric(&self, worker: &'static str, name: &str, labels: &[&str]) -> f64 {
         let url = format!("http://127.0.0.1:{}/metrics", self.metrics_ports[worker]);
-        let Ok(response) = self.client.get(&url).send().await else { return 0.0 };
+        let Ok(response) = self.client.get(&url).send().await else {
+            return 0.0;
+        };
         let text = response.text().await.unwrap_or_default();
         text.lines()
             .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
@@ -275,42 +353,74 @@ impl Stack {
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.http)).bearer_auth(key).send().await.expect("GET");
+        let response = self
+            .client
+            .get(format!("{}{path}", self.http))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Waits until every delivery of the notification is final, and returns its status.
     pub async fn wait_completed(&self, id: &str) -> Value {
-        wait_until(&format!("notification {id} to complete"), DEADLINE, || async {
-            let (status, body) = self.get(&format!("/v1/notifications/{id}"), &self.tenant.key).await;
-            (status == 200 && body["status"] == "completed").then_some(body)
-        })
+        wait_until(
+            &format!("notification {id} to complete"),
+            DEADLINE,
+            || async {
+                let (status, body) = self
+                    .get(&format!("/v1/notifications/{id}"), &self.tenant.key)
+                    .await;
+                (status == 200 && body["status"] == "completed").then_some(body)
+            },
+        )
         .await
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.db).await.expect("count query")
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db)
+            .await
+            .expect("count query")
     }
 
     // ---- the broker ----
 
     pub async fn amqp(&self) -> Connection {
-        Connection::connect(AMQP_URL, ConnectionProperties::default()).await.expect("RabbitMQ is reachable")
+        Connection::connect(AMQP_URL, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ is reachable")
     }
 
     /// Publishes a persistent message straight to a queue, with text headers.
-    pub async fn publish(&self, queue: &str, body: &[u8], headers: &[(&str, &str)], props: BasicProperties) {
+    pub async fn publish(
+        &self,
+        queue: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+        props: BasicProperties,
+    ) {
         let connection = self.amqp().await;
         let channel = connection.create_channel().await.unwrap();
         channel.confirm_select(Default::default()).await.unwrap();
         let mut table = FieldTable::default();
         for (k, v) in headers {
-            table.insert((*k).into(), AMQPValue::LongString(LongString::from(v.as_bytes().to_vec())));
+            table.insert(
+                (*k).into(),
+                AMQPValue::LongString(LongString::from(v.as_bytes().to_vec())),
+            );
         }
         let props = props.with_delivery_mode(2).with_headers(table);
         channel
-            .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, props)
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
             .await
             .unwrap()
             .await
@@ -327,8 +437,16 @@ impl Stack {
             let channel = channel.clone();
             let got = &got;
             async move {
-                while let Some(m) = channel.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
-                    m.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+                while let Some(m) = channel
+                    .basic_get(queue.into(), BasicGetOptions::default())
+                    .await
+                    .unwrap()
+                {
+                    m.delivery
+                        .acker
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .unwrap();
                     got.lock().unwrap().push(m.delivery);
                 }
                 (got.lock().unwrap().len() >= n).then_some(())
@@ -345,11 +463,26 @@ impl Stack {
         let connection = self.amqp().await;
         let channel = connection.create_channel().await.unwrap();
         let q = channel
-            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let consumer = channel
-            .basic_consume(q.name().clone(), "e2e".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                q.name().clone(),
+                "e2e".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         (connection, q.name().as_str().to_owned(), consumer)
@@ -362,7 +495,8 @@ impl Stack {
         }
         if std::thread::panicking() {
             for worker in WORKERS {
-                let log = std::fs::read_to_string(self.logs.join(format!("{worker}.log"))).unwrap_or_default();
+                let log = std::fs::read_to_string(self.logs.join(format!("{worker}.log")))
+                    .unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
                 eprintln!("---- last lines of {worker} ----");
                 for line in tail.into_iter().rev() {
@@ -374,19 +508,39 @@ impl Stack {
         let queues = queue_names(&prefix);
         // Clean up on a runtime of its own: this runs in Drop, maybe outside any runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
-                if let Ok(connection) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await {
+                if let Ok(connection) =
+                    Connection::connect(AMQP_URL, ConnectionProperties::default()).await
+                {
                     if let Ok(channel) = connection.create_channel().await {
                         for q in queues {
-                            let _ = channel.queue_delete(q.as_str().into(), Default::default()).await;
+                            let _ = channel
+                                .queue_delete(q.as_str().into(), Default::default())
+                                .await;
                         }
-                        let _ = channel.exchange_delete(format!("{prefix}.events").as_str().into(), Default::default()).await;
+                        let _ = channel
+                            .exchange_delete(
+                                format!("{prefix}.events").as_str().into(),
+                                Default::default(),
+                            )
+                            .await;
                     }
                     let _ = connection.close(200, "done".into()).await;
                 }
-                if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(ADMIN_DATABASE_URL).await {
-                    let _ = admin.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))).await;
+                if let Ok(admin) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(ADMIN_DATABASE_URL)
+                    .await
+                {
+                    let _ = admin
+                        .execute(AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                        )))
+                        .await;
                 }
             });
         })

@@ -153,7 +153,10 @@ fn split_host_port(raw: &str) -> anyhow::Result<(&str, Option<u16>)> {
         let (host, after) = bracketed.split_once(']').context("an unclosed `[`")?;
         match after {
             "" => (host, None),
-            _ => (host, Some(after.strip_prefix(':').context("junk after `]`")?)),
+            _ => (
+                host,
+                Some(after.strip_prefix(':').context("junk after `]`")?),
+            ),
         }
     } else {
         match raw.rsplit_once(':') {
@@ -198,8 +201,9 @@ mod tests {
 
     #[test]
     fn a_database_url_gives_its_user_password_host_port_and_database() {
-        let url = ServiceUrl::parse("postgres://app:p%40ss@db.local:5433/notify_test?sslmode=disable")
-            .unwrap();
+        let url =
+            ServiceUrl::parse("postgres://app:p%40ss@db.local:5433/notify_test?sslmode=disable")
+                .unwrap();
 
         assert_eq!(url.scheme, "postgres");
         assert_eq!(url.user.as_deref(), Some("app"));

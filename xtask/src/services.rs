@@ -111,7 +111,10 @@ fn ensure(service: &Service) -> anyhow::Result<()> {
         );
     };
 
-    println!("{name} is not running on {endpoint}: starting it with `{}`", shown(&command));
+    println!(
+        "{name} is not running on {endpoint}: starting it with `{}`",
+        shown(&command)
+    );
     let status = command
         .stdin(Stdio::null())
         .status()
@@ -170,7 +173,15 @@ fn start_redis() -> Option<Command> {
 
     let mut command = Command::new(program);
     command
-        .args(["--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379"])
+        .args([
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+        ])
         .args(["--save", "", "--appendonly", "no", "--dir"])
         .arg(dir)
         .arg("--logfile")
@@ -197,7 +208,16 @@ pub fn ensure_database(url: &ServiceUrl) -> anyhow::Result<()> {
         let endpoint = url.endpoint(5432);
         let mut command = Command::new(&psql);
         command
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                "postgres",
+            ])
             .args(["-h", &endpoint.host, "-p", &endpoint.port.to_string()])
             .args(["-U", url.user.as_deref().unwrap_or("postgres")])
             .args(["-c", sql])

@@ -41,7 +41,10 @@ pub fn build_binaries() -> anyhow::Result<()> {
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build --workspace --bins failed ({})", describe(status));
+        bail!(
+            "cargo build --workspace --bins failed ({})",
+            describe(status)
+        );
     }
     Ok(())
 }

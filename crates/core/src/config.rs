@@ -145,7 +145,7 @@ impl Config {
             )?,
             metrics_addr,
             smtp_url: parse("NOTIFY_SMTP_URL", "smtp://127.0.0.1:1025")?,
-            log: get("NOTIFY_LOG", "info"),
+            log: get("NOTIFY_LOG", "info,sqlx=warn"),
             queue_type,
             retry_tiers,
             chunk_size: number("NOTIFY_CHUNK_SIZE", 100, 1, 10_000)?,

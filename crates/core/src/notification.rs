@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::channel::Channel;
 use crate::email::EmailAddress;
-use crate::validation::{ValidationError, deserialize_tracked};
+use crate::validation::{ValidationError, deserialize_tracked, json_value};
 
 pub const MAX_RECIPIENTS: usize = 10_000;
 pub const MAX_TITLE_CHARS: usize = 2_000;
@@ -106,14 +106,15 @@ impl Recipient {
         self
     }
 
-    /// The address this recipient is reached at on a channel, if it has one.
+    /// The address this recipient is reached at on a channel, if it has one. Teams and
+    /// webhook deliveries go to an endpoint named in the channel's options instead.
     pub fn address(&self, channel: Channel) -> Option<String> {
         match channel {
             Channel::Email => self.email.as_ref().map(|e| e.to_string()),
             Channel::Sms => self.phone.clone(),
             Channel::Slack => self.slack_id.clone(),
             Channel::Push => self.push_tokens.first().cloned(),
-            Channel::Teams | Channel::Webhook => Some(self.user_id.clone().unwrap_or_default()),
+            Channel::Teams | Channel::Webhook => None,
         }
     }
 }
@@ -210,10 +211,7 @@ struct WireChannel {
 impl NotificationRequest {
     /// Parses and checks a producer's JSON body. Every refusal names the field at fault.
     pub fn parse(body: &[u8]) -> Result<Self, ValidationError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            ValidationError::new("invalid_json", format!("the body is not valid JSON: {e}"))
-        })?;
-        Self::from_value(value)
+        Self::from_value(json_value(body)?)
     }
 
     pub fn from_value(value: Value) -> Result<Self, ValidationError> {

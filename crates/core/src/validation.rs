@@ -93,5 +93,17 @@ fn strip_position(message: &str) -> &str {
     }
 }
 
-/// The shared part of serde_path_to_error needed by callers without naming the crate.
+/// Deserializes while tracking the path, so errors can name the field.
 pub use serde_path_to_error::deserialize as deserialize_tracked;
+
+/// Parses a body as JSON, refusing what is not JSON with `invalid_json`.
+pub fn json_value(body: &[u8]) -> Result<serde_json::Value, ValidationError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ValidationError::new("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
+}
+
+/// Parses a JSON body into `T`, naming the field at fault when it does not fit.
+pub fn from_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ValidationError> {
+    deserialize_tracked(json_value(body)?).map_err(|e| ValidationError::from_serde("", e))
+}

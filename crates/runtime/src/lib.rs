@@ -49,7 +49,11 @@ impl Service {
             .context("NOTIFY_DATABASE_URL is not a PostgreSQL URL")?;
         let topology = Arc::new(Topology::new(&config));
         // The prefix in the connection name tells apart workers of several installations.
-        let broker = Broker::new(&config.amqp_url, &format!("{name} {}", config.prefix), topology);
+        let broker = Broker::new(
+            &config.amqp_url,
+            &format!("{name} {}", config.prefix),
+            topology,
+        );
         let health = Arc::new(Health::new(store.clone(), broker.clone()));
 
         let addr = config.metrics_addr_or(default_metrics_port);

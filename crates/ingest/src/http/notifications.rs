@@ -94,12 +94,7 @@ pub async fn create_batch(
 }
 
 fn batch_items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::from(ValidationError::new(
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        ))
-    })?;
+    let value = notify_core::validation::json_value(body)?;
     let Some(Value::Array(items)) = value.get("notifications").cloned() else {
         return Err(ValidationError::at(
             "missing_field",

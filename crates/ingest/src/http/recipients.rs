@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use notify_core::validation::deserialize_tracked;
+use notify_core::validation::from_json;
 use notify_core::{Recipient, ValidationError};
 
 use super::{ApiState, read_json_body};
@@ -29,14 +29,7 @@ pub async fn put(
         .into());
     }
     let body = read_json_body(&headers, body, state.service.config.max_body_bytes).await?;
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::from(ValidationError::new(
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        ))
-    })?;
-    let mut profile: Recipient =
-        deserialize_tracked(value).map_err(|e| ValidationError::from_serde("", e))?;
+    let mut profile: Recipient = from_json(&body)?;
     if profile.user_id.as_ref().is_some_and(|id| id != &user_id) {
         return Err(ValidationError::at(
             "invalid_field",

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use notify_core::validation::deserialize_tracked;
+use notify_core::validation::from_json;
 use notify_core::{Channel, ValidationError};
 use notify_template::Renderer;
 
@@ -59,14 +59,7 @@ pub async fn put(
     let tenant = state.keys.authenticate(&headers).await?;
     check_name(&name)?;
     let body = read_json_body(&headers, body, state.service.config.max_body_bytes).await?;
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::from(ValidationError::new(
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        ))
-    })?;
-    let t: TemplateBody =
-        deserialize_tracked(value).map_err(|e| ValidationError::from_serde("", e))?;
+    let t: TemplateBody = from_json(&body)?;
 
     let channel: Channel = t.channel.parse().map_err(|_| {
         ValidationError::at(
