@@ -386,7 +386,15 @@ async fn retries_that_run_out_park_the_chunk_and_a_replay_delivers_it() {
     assert_eq!(view["deliveries"][0]["status"], "dead_lettered", "{view}");
     assert_eq!(view["deliveries"][0]["attempts"], 3);
 
-    let listed = stack.notifyctl(&["dlq", "list"]);
+    // The outcome is recorded before the chunk is parked: wait for the parking lot.
+    let listed = wait_until("the chunk to be parked", DEADLINE, || async {
+        let listed = stack.notifyctl(&["dlq", "list"]);
+        listed
+            .lines()
+            .any(|l| l.starts_with("deliver.email") && !l.trim_end().ends_with(" 0"))
+            .then_some(listed)
+    })
+    .await;
     assert!(
         listed
             .lines()

@@ -127,7 +127,10 @@ async fn the_welcome_notification_is_emailed_and_posted_with_a_signature_that_ve
     );
     let ready = stack
         .client
-        .get(format!("{}/readyz", stack.metrics_url("notify-render")))
+        .get(format!(
+            "{}/readyz",
+            stack.metrics_url("notify-render").await
+        ))
         .send()
         .await
         .unwrap();

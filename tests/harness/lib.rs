@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -30,13 +29,21 @@ pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEADLINE: Duration = Duration::from_secs(45);
 
 /// The workers of the pipeline, by binary name.
-pub const WORKERS: [&str; 5] = [
+pub const WORKERS: [&str; 6] = [
     "notify-ingest",
     "notify-enrich",
     "notify-render",
     "notify-deliver-email",
     "notify-deliver-webhook",
+    "notify-scheduler",
 ];
+
+/// A second scheduler, for tests that run two; it is the same binary.
+pub const SECOND_SCHEDULER: &str = "notify-scheduler#2";
+
+fn binary_of(worker: &str) -> &str {
+    worker.split('#').next().unwrap_or(worker)
+}
 
 /// How a test wants its stack.
 #[derive(Clone, Debug)]
@@ -44,6 +51,9 @@ pub struct Options {
     pub retry_tiers: &'static str,
     pub chunk_size: usize,
     pub queue_type: &'static str,
+    /// Start a second scheduler beside the first.
+    pub two_schedulers: bool,
+    pub scheduler_batch: usize,
 }
 
 impl Default for Options {
@@ -52,6 +62,8 @@ impl Default for Options {
             retry_tiers: "200ms,400ms,800ms",
             chunk_size: 100,
             queue_type: "quorum",
+            two_schedulers: false,
+            scheduler_batch: 200,
         }
     }
 }
@@ -75,16 +87,15 @@ pub struct Stack {
     pub client: reqwest::Client,
     database: String,
     env: Vec<(String, String)>,
-    metrics_ports: HashMap<&'static str, u16>,
-    workers: Mutex<HashMap<&'static str, Child>>,
+    workers: Mutex<HashMap<&'static str, Running>>,
     logs: PathBuf,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// A started worker: its process, and where its log began this time, to find the address it
+/// bound (workers bind port 0, so concurrent tests never race for ports).
+struct Running {
+    child: Child,
+    log_offset: usize,
 }
 
 /// Where cargo put the workspace's binaries: beside the directory of this test executable.
@@ -150,17 +161,12 @@ impl Stack {
 
         let smtp = SmtpServer::start().await.expect("SMTP server");
         let webhook = WebhookReceiver::start().await.expect("webhook receiver");
-        let http_port = free_port();
-        let metrics_ports: HashMap<&'static str, u16> =
-            WORKERS.iter().map(|w| (*w, free_port())).collect();
         let env = vec![
             ("NOTIFY_DATABASE_URL".to_owned(), database_url.clone()),
             ("NOTIFY_AMQP_URL".to_owned(), AMQP_URL.to_owned()),
             ("NOTIFY_PREFIX".to_owned(), prefix.clone()),
-            (
-                "NOTIFY_HTTP_ADDR".to_owned(),
-                format!("127.0.0.1:{http_port}"),
-            ),
+            ("NOTIFY_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+            ("NOTIFY_METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
             ("NOTIFY_SMTP_URL".to_owned(), smtp.url()),
             (
                 "NOTIFY_QUEUE_TYPE".to_owned(),
@@ -175,9 +181,16 @@ impl Stack {
                 options.chunk_size.to_string(),
             ),
             ("NOTIFY_PROVIDER_TIMEOUT".to_owned(), "5s".to_owned()),
+            ("NOTIFY_SCHEDULER_TICK".to_owned(), "100ms".to_owned()),
+            (
+                "NOTIFY_SCHEDULER_BATCH".to_owned(),
+                options.scheduler_batch.to_string(),
+            ),
+            ("NOTIFY_REPUBLISH_AFTER".to_owned(), "2s".to_owned()),
+            ("NOTIFY_RETENTION_INTERVAL".to_owned(), "1s".to_owned()),
             (
                 "NOTIFY_LOG".to_owned(),
-                std::env::var("NOTIFY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                std::env::var("NOTIFY_TEST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
             ),
         ];
         let logs = bin_dir().join("e2e-logs").join(&prefix);
@@ -192,7 +205,7 @@ impl Stack {
             prefix,
             database_url,
             db,
-            http: format!("http://127.0.0.1:{http_port}"),
+            http: String::new(),
             smtp,
             webhook,
             tenant: Tenant {
@@ -203,17 +216,22 @@ impl Stack {
             client: reqwest::Client::new(),
             database,
             env,
-            metrics_ports,
             workers: Mutex::new(HashMap::new()),
             logs,
         };
         let out = stack.notifyctl(&["migrate"]);
         assert!(out.contains("migrations applied"), "{out}");
         stack.tenant = stack.create_tenant("acme");
-        for worker in WORKERS {
+        let mut workers = WORKERS.to_vec();
+        if options.two_schedulers {
+            workers.push(SECOND_SCHEDULER);
+        }
+        for worker in &workers {
             stack.start_worker(worker);
         }
-        for worker in WORKERS {
+        let api = stack.logged_addr("notify-ingest", "http_addr").await;
+        stack.http = format!("http://{api}");
+        for worker in workers {
             stack.wait_ready(worker).await;
         }
         stack
@@ -228,12 +246,20 @@ impl Stack {
 
     /// Runs `notifyctl`, returning whether it succeeded and what it printed.
     pub fn notifyctl_status(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(bin_dir().join("notifyctl"))
+        // `timeout` turns a hang into a failure that says which command hung.
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(bin_dir().join("notifyctl"))
             .args(args)
             .envs(self.env.iter().cloned())
             .env("NOTIFY_LOG", "warn")
             .output()
             .expect("run notifyctl");
+        assert_ne!(
+            out.status.code(),
+            Some(124),
+            "notifyctl {args:?} did not finish in 30 s"
+        );
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -269,21 +295,46 @@ impl Stack {
             .append(true)
             .open(self.logs.join(format!("{worker}.log")))
             .expect("worker log");
-        let child = Command::new(bin_dir().join(worker))
+        let log_offset = log.metadata().map_or(0, |m| m.len() as usize);
+        let child = Command::new(bin_dir().join(binary_of(worker)))
             .envs(self.env.iter().cloned())
-            .env(
-                "NOTIFY_METRICS_ADDR",
-                format!("127.0.0.1:{}", self.metrics_ports[worker]),
-            )
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|e| panic!("start {worker}: {e}"));
-        self.workers.lock().unwrap().insert(worker, child);
+        self.workers
+            .lock()
+            .unwrap()
+            .insert(worker, Running { child, log_offset });
+    }
+
+    /// The address a running worker logged for `field` (`metrics_addr`, `http_addr`) since
+    /// it was last started.
+    pub async fn logged_addr(&self, worker: &'static str, field: &str) -> String {
+        let path = self.logs.join(format!("{worker}.log"));
+        let offset = self
+            .workers
+            .lock()
+            .unwrap()
+            .get(worker)
+            .map_or(0, |r| r.log_offset);
+        wait_until(&format!("{worker} to log its {field}"), DEADLINE, || {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let found = text.get(offset..).unwrap_or("").lines().find_map(|line| {
+                let v: Value = serde_json::from_str(line).ok()?;
+                v["fields"][field].as_str().map(str::to_owned)
+            });
+            async move { found }
+        })
+        .await
+    }
+
+    pub async fn metrics_url(&self, worker: &'static str) -> String {
+        format!("http://{}", self.logged_addr(worker, "metrics_addr").await)
     }
 
     pub async fn wait_ready(&self, worker: &'static str) {
-        let url = format!("http://127.0.0.1:{}/readyz", self.metrics_ports[worker]);
+        let url = format!("{}/readyz", self.metrics_url(worker).await);
         wait_until(&format!("{worker} to be ready"), DEADLINE, || async {
             let r = self.client.get(&url).send().await.ok()?;
             r.status().is_success().then_some(())
@@ -293,28 +344,42 @@ impl Stack {
 
     /// Sends SIGTERM and waits for the worker to exit by itself.
     pub async fn stop_worker(&self, worker: &'static str) -> ExitStatus {
+        self.signal_worker(worker, "-TERM").await
+    }
+
+    /// Sends SIGKILL: the worker gets no chance to finish anything.
+    pub async fn kill_worker(&self, worker: &'static str) -> ExitStatus {
+        self.signal_worker(worker, "-KILL").await
+    }
+
+    async fn signal_worker(&self, worker: &'static str, signal: &str) -> ExitStatus {
         let mut child = self
             .workers
             .lock()
             .unwrap()
             .remove(worker)
-            .expect("worker running");
+            .expect("worker running")
+            .child;
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
-        wait_until(&format!("{worker} to exit after SIGTERM"), DEADLINE, || {
-            let exited = child.try_wait().expect("wait");
-            async move { exited }
-        })
+        wait_until(
+            &format!("{worker} to exit after {signal}"),
+            DEADLINE,
+            || {
+                let exited = child.try_wait().expect("wait");
+                async move { exited }
+            },
+        )
         .await
     }
 
     /// The value of a counter on a worker's `/metrics`, summed over series whose labels contain
     /// every `label="value"` given.
     pub async fn metric(&self, worker: &'static str, name: &str, labels: &[&str]) -> f64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_ports[worker]);
+        let url = format!("{}/metrics", self.metrics_url(worker).await);
         let Ok(response) = self.client.get(&url).send().await else {
             return 0.0;
         };
@@ -323,10 +388,6 @@ impl Stack {
             .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
-    }
-
-    pub fn metrics_url(&self, worker: &'static str) -> String {
-        format!("http://127.0.0.1:{}", self.metrics_ports[worker])
     }
 
     pub fn queue(&self, suffix: &str) -> String {
@@ -489,12 +550,12 @@ impl Stack {
     }
 
     fn teardown(&mut self) {
-        for (_, mut child) in self.workers.lock().unwrap().drain() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for (_, mut running) in self.workers.lock().unwrap().drain() {
+            let _ = running.child.kill();
+            let _ = running.child.wait();
         }
         if std::thread::panicking() {
-            for worker in WORKERS {
+            for worker in WORKERS.iter().chain([SECOND_SCHEDULER].iter()) {
                 let log = std::fs::read_to_string(self.logs.join(format!("{worker}.log")))
                     .unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();

@@ -19,6 +19,7 @@ use workspace::{Failed, Steps};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "Developer tasks: run the system locally, test, CI checks"
 )]
 #[command(

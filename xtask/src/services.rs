@@ -40,6 +40,10 @@ impl Settings {
 struct Service {
     name: &'static str,
     endpoint: Endpoint,
+    /// The variable that says where it is.
+    variable: &'static str,
+    /// The port that the installation here listens on once started.
+    default_port: u16,
     /// What a developer installs to get it.
     install: &'static str,
     /// Whether the platform cannot run without it; a missing optional service is a warning.
@@ -56,6 +60,8 @@ pub fn ensure_running(settings: &Settings) -> anyhow::Result<()> {
     let services = [
         Service {
             name: "PostgreSQL",
+            variable: "NOTIFY_DATABASE_URL",
+            default_port: 5432,
             endpoint: settings.database.endpoint(5432),
             install: "apt-get install postgresql",
             required: true,
@@ -64,6 +70,8 @@ pub fn ensure_running(settings: &Settings) -> anyhow::Result<()> {
         },
         Service {
             name: "RabbitMQ",
+            variable: "NOTIFY_AMQP_URL",
+            default_port: 5672,
             endpoint: settings.amqp.endpoint(5672),
             install: "apt-get install rabbitmq-server",
             required: true,
@@ -73,6 +81,8 @@ pub fn ensure_running(settings: &Settings) -> anyhow::Result<()> {
         // Optional while no stage depends on it; it becomes required with the first that does.
         Service {
             name: "Redis",
+            variable: "NOTIFY_REDIS_URL",
+            default_port: 6379,
             endpoint: settings.redis.endpoint(6379),
             install: "apt-get install redis-server",
             required: false,
@@ -111,25 +121,46 @@ fn ensure(service: &Service) -> anyhow::Result<()> {
         );
     };
 
+    if endpoint.port != service.default_port {
+        bail!(
+            "{name} is not running on {endpoint}, and the one installed here listens on port {} once started: start it on port {} yourself, or change {}",
+            service.default_port,
+            endpoint.port,
+            service.variable
+        );
+    }
+
+    // The start command's output goes to a file: a daemon that kept this process's pipes open
+    // would hold up whoever reads them until it exits.
+    let log_path = std::env::temp_dir().join(format!("notify-start-{}.log", name.to_lowercase()));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
     println!(
-        "{name} is not running on {endpoint}: starting it with `{}`",
-        shown(&command)
+        "{name} is not running on {endpoint}: starting it with `{}` (output in {})",
+        shown(&command),
+        log_path.display()
     );
     let status = command
         .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
         .status()
         .with_context(|| format!("starting {name}"))?;
     if !status.success() {
         bail!(
-            "{name} did not start: `{}` ended with {}",
+            "{name} did not start: `{}` ended with {}:\n{}",
             shown(&command),
-            crate::workspace::describe(status)
+            crate::workspace::describe(status),
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .trim_end()
         );
     }
     if !endpoint.wait_until_listening(service.warm_up) {
         bail!(
-            "{name} was started but nothing listens on {endpoint} after {}s: check its log and the port it is configured for",
-            service.warm_up.as_secs()
+            "{name} was started but nothing listens on {endpoint} after {}s: see {} and the service's own log",
+            service.warm_up.as_secs(),
+            log_path.display()
         );
     }
     println!("{name} is listening on {endpoint}");

@@ -135,7 +135,7 @@ fn api_key(notifyctl: &Path, tenant: &str) -> anyhow::Result<String> {
         bail!(
             "notifyctl tenant create {tenant} failed ({}): {}",
             workspace::describe(created.status),
-            stderr.trim()
+            error_text(&stderr)
         );
     }
 
@@ -147,7 +147,7 @@ fn api_key(notifyctl: &Path, tenant: &str) -> anyhow::Result<String> {
         bail!(
             "notifyctl key create --tenant {tenant} failed ({}): {}",
             workspace::describe(made.status),
-            String::from_utf8_lossy(&made.stderr).trim()
+            error_text(&String::from_utf8_lossy(&made.stderr))
         );
     }
     let key = String::from_utf8_lossy(&made.stdout)
@@ -158,6 +158,15 @@ fn api_key(notifyctl: &Path, tenant: &str) -> anyhow::Result<String> {
         .context("notifyctl key create printed no API key")?;
     println!("tenant `{tenant}` exists: made it another API key");
     Ok(key)
+}
+
+/// What a failed command said, without the backtrace that `RUST_BACKTRACE` adds to it.
+fn error_text(stderr: &str) -> &str {
+    stderr
+        .split("\nStack backtrace:")
+        .next()
+        .unwrap_or_default()
+        .trim()
 }
 
 /// Prints the API key and a request to try once the API accepts connections.

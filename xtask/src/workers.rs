@@ -332,4 +332,28 @@ mod tests {
             "{error}"
         );
     }
+
+    #[tokio::test]
+    async fn a_worker_that_ignores_sigterm_is_killed_after_the_grace_period() {
+        let workers = vec![
+            Worker::new("quick", "false".into()),
+            Worker::new("stubborn", "sh".into()),
+        ];
+
+        let running = spawn(workers, |command| {
+            if command.as_std().get_program() == "sh" {
+                command.args(["-c", "trap '' TERM; while :; do sleep 0.1; done"]);
+            }
+        })
+        .unwrap();
+        let started = std::time::Instant::now();
+        let error = running.supervise(Duration::from_secs(1)).await.unwrap_err();
+
+        assert!(error.to_string().contains("`quick`"), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -39,6 +39,14 @@ pub struct Config {
     pub max_batch_bytes: usize,
     pub provider_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// How often the scheduler looks for due timers when none is known to be due sooner.
+    pub scheduler_tick: Duration,
+    /// Timers released per transaction.
+    pub scheduler_batch: usize,
+    /// A notification still not fanned out this long after it was due is published again.
+    pub republish_after: Duration,
+    /// How often the retention job runs.
+    pub retention_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +163,10 @@ impl Config {
             max_batch_bytes: number("NOTIFY_MAX_BATCH_BYTES", 16 << 20, 1024, 256 << 20)?,
             provider_timeout: duration("NOTIFY_PROVIDER_TIMEOUT", "10s")?,
             shutdown_timeout: duration("NOTIFY_SHUTDOWN_TIMEOUT", "25s")?,
+            scheduler_tick: duration("NOTIFY_SCHEDULER_TICK", "250ms")?,
+            scheduler_batch: number("NOTIFY_SCHEDULER_BATCH", 200, 1, 10_000)?,
+            republish_after: duration("NOTIFY_REPUBLISH_AFTER", "60s")?,
+            retention_interval: duration("NOTIFY_RETENTION_INTERVAL", "10m")?,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod email;
 pub mod ids;
 pub mod message;
 pub mod notification;
+pub mod schedule;
 pub mod status;
 pub mod validation;
 

@@ -20,6 +20,9 @@ pub struct EnrichMessage {
     pub schema: u32,
     pub tenant_id: TenantId,
     pub notification_id: NotificationId,
+    /// An escalation level after the first, released by the scheduler when due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
 }
 
 /// `enrich` → `render`: deliveries of one channel waiting to be rendered.
@@ -39,6 +42,48 @@ pub struct RenderChunk {
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
     pub deliveries: Vec<RenderItem>,
+    /// For a digest: every event it gathers, which the template sees as `digest.items`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestContent>,
+}
+
+/// One event waiting in a digest, as enrich records it and the scheduler renders it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DigestEntry {
+    pub delivery_id: DeliveryId,
+    pub notification_id: NotificationId,
+    pub recipient: Recipient,
+    pub spec: ChannelSpec,
+    pub priority: Priority,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl DigestEntry {
+    /// What a template sees of this event in `digest.items`.
+    pub fn template_item(&self) -> Value {
+        serde_json::json!({
+            "notification_id": self.notification_id,
+            "title": self.title,
+            "content": self.content,
+            "category": self.category,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DigestContent {
+    pub key: String,
+    pub items: Vec<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::channel::Channel;
 use crate::email::EmailAddress;
+use crate::schedule::{self, Digest, Escalation, MAX_DELAY_MINUTES, QuietHours};
 use crate::validation::{ValidationError, deserialize_tracked, json_value};
+use chrono::{DateTime, Utc};
 
 pub const MAX_RECIPIENTS: usize = 10_000;
 pub const MAX_TITLE_CHARS: usize = 2_000;
@@ -54,6 +56,13 @@ pub struct NotificationRequest {
     pub channels: Vec<ChannelSpec>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// Not before this instant; the scheduler fans the notification out then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +84,8 @@ pub struct Recipient {
     pub timezone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
 }
@@ -95,6 +106,7 @@ impl Recipient {
         fill(&mut self.locale, &profile.locale);
         fill(&mut self.timezone, &profile.timezone);
         fill(&mut self.role, &profile.role);
+        fill(&mut self.quiet_hours, &profile.quiet_hours);
         if self.push_tokens.is_empty() {
             self.push_tokens.clone_from(&profile.push_tokens);
         }
@@ -141,6 +153,15 @@ impl ChannelSpec {
             ChannelSpec::Webhook(o) => o.template.as_deref(),
         }
     }
+
+    /// How long after the fan-out this channel goes out, in minutes (fractions allowed).
+    pub fn delay_minutes(&self) -> f64 {
+        match self {
+            ChannelSpec::Email(o) => o.delay_minutes,
+            ChannelSpec::Webhook(o) => o.delay_minutes,
+        }
+        .unwrap_or(0.0)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -158,7 +179,7 @@ pub struct EmailOptions {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub track_opens: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_minutes: Option<u32>,
+    pub delay_minutes: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -168,7 +189,7 @@ pub struct WebhookOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_minutes: Option<u32>,
+    pub delay_minutes: Option<f64>,
 }
 
 /// The body exactly as producers write it, before any check beyond JSON types.
@@ -190,7 +211,7 @@ struct Wire {
     #[serde(default)]
     metadata: Option<Map<String, Value>>,
     #[serde(default)]
-    send_at: Option<Value>,
+    send_at: Option<String>,
     #[serde(default)]
     escalation: Option<Value>,
     #[serde(default)]
@@ -229,19 +250,28 @@ impl NotificationRequest {
 
 impl Wire {
     fn check(self) -> Result<NotificationRequest, ValidationError> {
-        for (field, value) in [
-            ("send_at", &self.send_at),
-            ("escalation", &self.escalation),
-            ("failover", &self.failover),
-            ("digest", &self.digest),
-        ] {
-            if value.as_ref().is_some_and(|v| !v.is_null()) {
-                return Err(ValidationError::at(
-                    "not_supported",
-                    field,
-                    format!("`{field}` is not supported by this version"),
-                ));
-            }
+        if self.failover.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ValidationError::at(
+                "not_supported",
+                "failover",
+                "`failover` is not supported by this version",
+            ));
+        }
+        let send_at = check_send_at(self.send_at.as_deref())?;
+        let escalation = match self.escalation.filter(|v| !v.is_null()) {
+            Some(v) => Some(check_escalation(options("escalation", v)?)?),
+            None => None,
+        };
+        let digest = match self.digest.filter(|v| !v.is_null()) {
+            Some(v) => Some(check_digest(options("digest", v)?)?),
+            None => None,
+        };
+        if escalation.is_some() && digest.is_some() {
+            return Err(ValidationError::at(
+                "invalid_field",
+                "digest",
+                "a notification cannot both escalate and join a digest",
+            ));
         }
 
         check_text("title", self.title.as_deref(), MAX_TITLE_CHARS)?;
@@ -322,8 +352,108 @@ impl Wire {
             recipients: self.recipients,
             channels,
             metadata: self.metadata.unwrap_or_default(),
+            send_at,
+            escalation,
+            digest,
         })
     }
+}
+
+fn check_send_at(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let at = DateTime::parse_from_rfc3339(raw).map_err(|_| {
+        ValidationError::at(
+            "invalid_field",
+            "send_at",
+            format!(
+                "`send_at` must be an RFC 3339 time such as 2026-12-24T18:00:00+01:00, not `{raw}`"
+            ),
+        )
+    })?;
+    let at = at.with_timezone(&Utc);
+    if at > Utc::now() + schedule::minutes(MAX_DELAY_MINUTES) {
+        return Err(ValidationError::at(
+            "invalid_field",
+            "send_at",
+            "`send_at` is more than a year away",
+        ));
+    }
+    Ok(Some(at))
+}
+
+fn check_escalation(e: Escalation) -> Result<Escalation, ValidationError> {
+    if e.levels.is_empty() || e.levels.len() > 10 {
+        return Err(ValidationError::at(
+            "invalid_field",
+            "escalation.levels",
+            "`escalation.levels` holds 1 to 10 levels",
+        ));
+    }
+    for (i, level) in e.levels.iter().enumerate() {
+        let field = |name: &str| format!("escalation.levels[{i}].{name}");
+        if level.level as usize != i + 1 {
+            return Err(ValidationError::at(
+                "invalid_field",
+                field("level"),
+                format!(
+                    "levels are numbered 1, 2, 3… in order; this one should be {}",
+                    i + 1
+                ),
+            ));
+        }
+        check_delay(&field("delay_minutes"), level.delay_minutes)?;
+        if i > 0 && level.delay_minutes < e.levels[i - 1].delay_minutes {
+            return Err(ValidationError::at(
+                "invalid_field",
+                field("delay_minutes"),
+                "a level cannot fire before the level above it",
+            ));
+        }
+        if level.target_roles.is_empty() {
+            return Err(ValidationError::at(
+                "invalid_field",
+                field("target_roles"),
+                "a level names at least one role",
+            ));
+        }
+        if i == 0 && level.condition.is_some() {
+            return Err(ValidationError::at(
+                "invalid_field",
+                field("condition"),
+                "the first level has no condition: it always fires",
+            ));
+        }
+    }
+    Ok(e)
+}
+
+fn check_digest(d: Digest) -> Result<Digest, ValidationError> {
+    if d.key.is_empty() || d.key.len() > MAX_KEY_CHARS {
+        return Err(ValidationError::at(
+            "invalid_field",
+            "digest.key",
+            format!("`digest.key` must have 1 to {MAX_KEY_CHARS} bytes"),
+        ));
+    }
+    if !(1..=86_400).contains(&d.window_seconds) {
+        return Err(ValidationError::at(
+            "invalid_field",
+            "digest.window_seconds",
+            "`digest.window_seconds` must be from 1 to 86400",
+        ));
+    }
+    Ok(d)
+}
+
+fn check_delay(field: &str, minutes: f64) -> Result<(), ValidationError> {
+    if !(0.0..=MAX_DELAY_MINUTES).contains(&minutes) {
+        return Err(ValidationError::at(
+            "invalid_field",
+            field,
+            format!("`{field}` must be from 0 to {MAX_DELAY_MINUTES} minutes"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), ValidationError> {
@@ -416,6 +546,15 @@ fn validate_recipient(prefix: &str, r: &Recipient) -> Result<(), ValidationError
             ),
         ));
     }
+    if let Some(q) = &r.quiet_hours
+        && let Err(e) = q.window()
+    {
+        return Err(ValidationError::at(
+            "invalid_field",
+            field("quiet_hours"),
+            e.to_string(),
+        ));
+    }
     Ok(())
 }
 
@@ -468,17 +607,7 @@ fn check_channels(wire: Vec<WireChannel>) -> Result<Vec<ChannelSpec>, Validation
             }
             _ => unreachable!("refused above as not deliverable"),
         };
-        if let Some(minutes) = match &spec {
-            ChannelSpec::Email(o) => o.delay_minutes,
-            ChannelSpec::Webhook(o) => o.delay_minutes,
-        } && minutes > 0
-        {
-            return Err(ValidationError::at(
-                "not_supported",
-                format!("{prefix}.delay_minutes"),
-                "delayed channels are not supported by this version",
-            ));
-        }
+        check_delay(&format!("{prefix}.delay_minutes"), spec.delay_minutes())?;
         if let Some(t) = spec.template()
             && (t.is_empty() || t.len() > MAX_KEY_CHARS)
         {
@@ -614,8 +743,32 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("channels[1].config.url"));
         let e = refusal(|v| v["priority"] = json!("urgent"));
         assert_eq!(e.field.as_deref(), Some("priority"));
-        let e = refusal(|v| v["send_at"] = json!("2030-01-01T00:00:00Z"));
+        let e = refusal(|v| v["failover"] = json!(["email"]));
         assert_eq!(e.code, "not_supported");
+        let e = refusal(|v| v["send_at"] = json!("tomorrow"));
+        assert_eq!(e.field.as_deref(), Some("send_at"));
+        let e = refusal(|v| v["channels"][0]["config"]["delay_minutes"] = json!(-1));
+        assert_eq!(e.field.as_deref(), Some("channels[0].config.delay_minutes"));
+        let e = refusal(|v| {
+            v["recipients"][0]["quiet_hours"] = json!({"start": "25:00", "end": "07:00"})
+        });
+        assert_eq!(e.field.as_deref(), Some("recipients[0].quiet_hours"));
+        let e = refusal(|v| {
+            v["escalation"] = json!({"levels": [{"level": 2, "target_roles": ["dev"]}]});
+        });
+        assert_eq!(e.field.as_deref(), Some("escalation.levels[0].level"));
+        let e =
+            refusal(|v| v["escalation"] = json!({"levels": [{"level": 1, "target_roles": []}]}));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("escalation.levels[0].target_roles")
+        );
+        let e = refusal(|v| v["digest"] = json!({"key": "k", "window_seconds": 0}));
+        assert_eq!(e.field.as_deref(), Some("digest.window_seconds"));
+        let e = refusal(|v| {
+            v["escalation"] = json!({"levels": [{"level": 1, "target_roles": ["x"], "typo": 1}]})
+        });
+        assert_eq!(e.field.as_deref(), Some("escalation.levels[0].typo"));
         let e = refusal(|v| v["channels"][1]["type"] = json!("email"));
         assert_eq!(e.code, "duplicate_channel");
     }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum DeliveryStatus {
     /// Fanned out, not yet tried.
     Pending,
+    /// Held until a timer releases it: a channel delay, quiet hours or a digest window.
+    Scheduled,
     /// An attempt is under way: recorded before the provider is called.
     Sending,
     /// The last attempt failed transiently; the delivery waits in a retry tier.
@@ -24,6 +26,7 @@ impl DeliveryStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Scheduled => "scheduled",
             DeliveryStatus::Sending => "sending",
             DeliveryStatus::Retrying => "retrying",
             DeliveryStatus::Delivered => "delivered",
@@ -56,6 +59,7 @@ impl FromStr for DeliveryStatus {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "pending" => DeliveryStatus::Pending,
+            "scheduled" => DeliveryStatus::Scheduled,
             "sending" => DeliveryStatus::Sending,
             "retrying" => DeliveryStatus::Retrying,
             "delivered" => DeliveryStatus::Delivered,

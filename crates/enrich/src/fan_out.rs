@@ -1,16 +1,27 @@
 //! The fan-out of one notification. Delivery ids are derived from the notification, the
-//! recipient's position and the channel, so a redelivered message finds the deliveries it made
-//! before and only sends on those not yet rendered.
+//! recipient's position, the channel and the escalation level, so a redelivered message finds
+//! the deliveries it made before and only sends on those not yet rendered.
+//!
+//! What is not due now — a channel's delay, a recipient's quiet hours, a later escalation
+//! level, a digest window — becomes a timer in the same transaction as the deliveries, and the
+//! scheduler releases it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
 
 use notify_broker::{Headers, Outgoing, Stage};
 use notify_core::message::{
-    DeliveryEvent, EnrichMessage, EventItem, RenderChunk, RenderItem, SCHEMA, check_schema,
+    DeliveryEvent, DigestEntry, EnrichMessage, EventItem, RenderChunk, RenderItem, SCHEMA,
+    check_schema,
 };
-use notify_core::{Channel, ChannelSpec, DeliveryId, DeliveryStatus, Recipient};
+use notify_core::schedule::{EscalationLevel, minutes};
+use notify_core::{Channel, ChannelSpec, DeliveryId, DeliveryStatus, Priority, Recipient};
 use notify_runtime::{Context, HandleError, Handler, Incoming};
-use notify_store::{NewDelivery, StoredNotification};
+use notify_store::{NewDelivery, NewTimer, StoredNotification, TimerKind};
+
+/// A delivery due less than this far ahead goes now rather than through a timer.
+const HOLD_THRESHOLD: chrono::Duration = chrono::Duration::milliseconds(500);
 
 pub struct FanOut;
 
@@ -34,42 +45,296 @@ impl Handler for FanOut {
                 msg.notification_id, msg.tenant_id
             )));
         };
+        if notification.cancelled {
+            tracing::info!("cancelled before its fan-out; nothing to send");
+            return Ok(());
+        }
         let recipients = merged_recipients(ctx, &notification).await?;
-        let planned = plan(&notification, &recipients);
+        let job = FanOutJob {
+            ctx,
+            message,
+            n: &notification,
+            recipients: &recipients,
+        };
+        match msg.level {
+            Some(level) => job.escalation_level(level).await,
+            None if notification.request.digest.is_some() => job.digest().await,
+            None => job.initial().await,
+        }
+    }
+}
 
-        // A fan-out that was committed before sends on only what is still pending.
-        let to_send: HashSet<DeliveryId> = if notification.fanned_out {
-            ctx.store
-                .pending_deliveries(msg.tenant_id, msg.notification_id)
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            let rows: Vec<NewDelivery> = planned.iter().map(|p| p.row.clone()).collect();
-            ctx.store
-                .fan_out(msg.tenant_id, msg.notification_id, &rows)
-                .await?;
-            planned
-                .iter()
-                .filter(|p| p.row.status == DeliveryStatus::Pending)
-                .map(|p| p.row.id)
-                .collect()
+struct FanOutJob<'a> {
+    ctx: &'a Context,
+    message: &'a Incoming,
+    n: &'a StoredNotification,
+    recipients: &'a [Recipient],
+}
+
+impl FanOutJob<'_> {
+    /// The first fan-out: every recipient (or, for an escalation, those the first level
+    /// targets), with delayed and held deliveries scheduled and later levels timed.
+    async fn initial(&self) -> Result<(), HandleError> {
+        let (tenant, id) = (self.n.tenant_id, self.n.id);
+        let escalation = self.n.request.escalation.as_ref();
+        let first_now = escalation
+            .map(|e| &e.levels[0])
+            .filter(|l| l.delay_minutes <= 0.0);
+        let mut planned = match (escalation, first_now) {
+            (Some(_), Some(level)) => plan(self.n, self.recipients, Some(level)),
+            (Some(_), None) => Vec::new(),
+            (None, _) => plan(self.n, self.recipients, None),
         };
 
+        if self.n.fanned_out {
+            let pending: HashSet<DeliveryId> = self
+                .ctx
+                .store
+                .pending_deliveries(tenant, id)
+                .await?
+                .into_iter()
+                .collect();
+            planned.retain(|p| pending.contains(&p.row.id));
+            return self.publish(&planned, false).await;
+        }
+
+        let now = Utc::now();
+        if escalation.is_none() {
+            self.hold(&mut planned, now);
+        }
+        let mut timers = self.release_timers(&planned);
+        if let Some(e) = escalation {
+            for level in &e.levels {
+                let due = self.n.created_at + minutes(level.delay_minutes);
+                let body = EnrichMessage {
+                    schema: SCHEMA,
+                    tenant_id: tenant,
+                    notification_id: id,
+                    level: Some(level.level),
+                };
+                let mut timer =
+                    NewTimer::new(tenant, id, TimerKind::Escalation, due, "enrich", &body);
+                timer.escalation_level = Some(level.level as i32);
+                timer.fired = first_now.is_some_and(|f| f.level == level.level);
+                timers.push(timer);
+            }
+        }
+        let rows: Vec<NewDelivery> = planned.iter().map(|p| p.row.clone()).collect();
+        self.ctx.store.fan_out(tenant, id, &rows, &timers).await?;
+        planned.retain(|p| p.row.status != DeliveryStatus::Scheduled);
+        self.publish(&planned, true).await?;
+        tracing::info!(
+            deliveries = rows.len(),
+            held = rows.len() - planned.len(),
+            timers = timers.len(),
+            "fanned out"
+        );
+        Ok(())
+    }
+
+    /// A later escalation level, released by the scheduler: it fires only if its condition
+    /// still holds when the deliveries are written.
+    async fn escalation_level(&self, level: u32) -> Result<(), HandleError> {
+        let Some(spec) = self
+            .n
+            .request
+            .escalation
+            .as_ref()
+            .and_then(|e| e.levels.get(level as usize - 1))
+        else {
+            return Err(HandleError::Malformed(format!(
+                "notification {} has no escalation level {level}",
+                self.n.id
+            )));
+        };
+        let mut planned = plan(self.n, self.recipients, Some(spec));
+        let rows: Vec<NewDelivery> = planned.iter().map(|p| p.row.clone()).collect();
+        let fired = self
+            .ctx
+            .store
+            .fan_out_level(
+                self.n.tenant_id,
+                self.n.id,
+                level as i32,
+                spec.condition(),
+                &rows,
+            )
+            .await?;
+        if !fired {
+            tracing::info!(
+                level,
+                "escalation level skipped: its condition no longer holds"
+            );
+            return Ok(());
+        }
+        let pending: HashSet<DeliveryId> = self
+            .ctx
+            .store
+            .pending_deliveries(self.n.tenant_id, self.n.id)
+            .await?
+            .into_iter()
+            .collect();
+        planned.retain(|p| pending.contains(&p.row.id));
+        tracing::info!(level, deliveries = planned.len(), "escalation level fired");
+        self.publish(&planned, true).await
+    }
+
+    /// Each delivery joins the open digest of its recipient, channel and key.
+    async fn digest(&self) -> Result<(), HandleError> {
+        let digest = self
+            .n
+            .request
+            .digest
+            .as_ref()
+            .expect("checked by the caller");
+        let (tenant, id) = (self.n.tenant_id, self.n.id);
+        let mut planned = plan(self.n, self.recipients, None);
+        let window = std::time::Duration::from_secs(u64::from(digest.window_seconds));
+        for p in &mut planned {
+            if p.row.status != DeliveryStatus::Pending {
+                continue;
+            }
+            p.row.status = DeliveryStatus::Scheduled;
+            let recipient = &self.recipients[p.recipient_index];
+            let spec = &self.n.request.channels[p.channel_index];
+            let who = recipient
+                .user_id
+                .clone()
+                .or_else(|| p.row.address.clone())
+                .unwrap_or_default();
+            let entry = DigestEntry {
+                delivery_id: p.row.id,
+                notification_id: id,
+                recipient: recipient.clone(),
+                spec: spec.clone(),
+                priority: self.n.request.priority,
+                category: self.n.request.category.clone(),
+                title: self.n.request.title.clone(),
+                content: self.n.request.content.clone(),
+                metadata: self.n.request.metadata.clone(),
+                created_at: self.n.created_at,
+            };
+            let item = serde_json::to_value(&entry).expect("an entry serializes");
+            let timer_for = |digest_id, closes_at| {
+                let mut t = NewTimer::new(
+                    tenant,
+                    id,
+                    TimerKind::Digest,
+                    closes_at,
+                    "render",
+                    &serde_json::json!({}),
+                );
+                t.digest_id = Some(digest_id);
+                t
+            };
+            let channel = spec.channel().as_str();
+            self.ctx
+                .store
+                .join_digest(
+                    tenant,
+                    &digest.key,
+                    &who,
+                    channel,
+                    window,
+                    &p.row,
+                    id,
+                    &item,
+                    timer_for,
+                )
+                .await?;
+        }
+        let unreachable: Vec<NewDelivery> = planned
+            .iter()
+            .filter(|p| p.row.status == DeliveryStatus::Failed)
+            .map(|p| p.row.clone())
+            .collect();
+        self.ctx
+            .store
+            .fan_out(tenant, id, &unreachable, &[])
+            .await?;
+        self.ctx
+            .publish_events(&unreachable_events(self.n, &planned))
+            .await?;
+        tracing::info!(deliveries = planned.len(), key = %digest.key, "joined digests");
+        Ok(())
+    }
+
+    /// Holds deliveries that are not due yet: the channel's delay, then the recipient's quiet
+    /// hours unless the notification is critical.
+    fn hold(&self, planned: &mut [Planned], now: DateTime<Utc>) {
+        for p in planned
+            .iter_mut()
+            .filter(|p| p.row.status == DeliveryStatus::Pending)
+        {
+            let spec = &self.n.request.channels[p.channel_index];
+            let mut due = now + minutes(spec.delay_minutes());
+            let recipient = &self.recipients[p.recipient_index];
+            if self.n.request.priority < Priority::Critical
+                && let Some(quiet) = &recipient.quiet_hours
+            {
+                let zone = recipient
+                    .timezone
+                    .as_deref()
+                    .and_then(|z| z.parse().ok())
+                    .unwrap_or(chrono_tz::UTC);
+                due = quiet.release(due, zone);
+            }
+            if due - now > HOLD_THRESHOLD {
+                p.row.status = DeliveryStatus::Scheduled;
+                p.row.scheduled_for = Some(due);
+            }
+        }
+    }
+
+    /// One release timer per channel and due time, carrying the render chunk it will publish.
+    fn release_timers(&self, planned: &[Planned]) -> Vec<NewTimer> {
+        let mut groups: BTreeMap<(usize, DateTime<Utc>), Vec<&Planned>> = BTreeMap::new();
+        for p in planned
+            .iter()
+            .filter(|p| p.row.status == DeliveryStatus::Scheduled)
+        {
+            let due = p
+                .row
+                .scheduled_for
+                .expect("a scheduled delivery has a time");
+            groups.entry((p.channel_index, due)).or_default().push(p);
+        }
+        let mut timers = Vec::new();
+        for ((_, due), group) in groups {
+            for chunk in chunks(self.ctx.config.chunk_size, self.n, self.recipients, &group) {
+                timers.push(NewTimer::new(
+                    self.n.tenant_id,
+                    self.n.id,
+                    TimerKind::Release,
+                    due,
+                    "render",
+                    &chunk,
+                ));
+            }
+        }
+        timers
+    }
+
+    async fn publish(&self, planned: &[Planned], events: bool) -> Result<(), HandleError> {
+        let sendable: Vec<&Planned> = planned
+            .iter()
+            .filter(|p| p.row.status == DeliveryStatus::Pending)
+            .collect();
         let chunks = chunks(
-            ctx.config.chunk_size,
-            &notification,
-            &recipients,
-            &planned,
-            &to_send,
+            self.ctx.config.chunk_size,
+            self.n,
+            self.recipients,
+            &sendable,
         );
         let bodies: Vec<Vec<u8>> = chunks
             .iter()
             .map(|c| serde_json::to_vec(c).expect("a chunk serializes"))
             .collect();
-        let queue = ctx.topology().stage_queue(Stage::Render);
-        let mut headers = Headers::new(Some(msg.tenant_id), Some(message.traceparent.clone()));
-        headers.attempt = 0;
+        let queue = self.ctx.topology().stage_queue(Stage::Render);
+        let headers = Headers::new(
+            Some(self.n.tenant_id),
+            Some(self.message.traceparent.clone()),
+        );
         let outgoing: Vec<Outgoing<'_>> = bodies
             .iter()
             .map(|body| Outgoing {
@@ -79,19 +344,13 @@ impl Handler for FanOut {
                 headers: &headers,
             })
             .collect();
-        ctx.publisher.send_all(&outgoing).await?;
-        ctx.count_published(Stage::Render, outgoing.len());
-
-        if !notification.fanned_out {
-            ctx.publish_events(&unreachable_events(&notification, &planned))
+        self.ctx.publisher.send_all(&outgoing).await?;
+        self.ctx.count_published(Stage::Render, outgoing.len());
+        if events {
+            self.ctx
+                .publish_events(&unreachable_events(self.n, planned))
                 .await?;
         }
-        tracing::info!(
-            deliveries = planned.len(),
-            sent_on = to_send.len(),
-            chunks = bodies.len(),
-            "fanned out"
-        );
         Ok(())
     }
 }
@@ -126,11 +385,20 @@ struct Planned {
     channel_index: usize,
 }
 
-fn plan(n: &StoredNotification, recipients: &[Recipient]) -> Vec<Planned> {
+/// One delivery per recipient and channel; for an escalation level, only the recipients
+/// whose role it targets.
+fn plan(
+    n: &StoredNotification,
+    recipients: &[Recipient],
+    level: Option<&EscalationLevel>,
+) -> Vec<Planned> {
     let mut planned = Vec::with_capacity(recipients.len() * n.request.channels.len());
     for (channel_index, spec) in n.request.channels.iter().enumerate() {
         let channel = spec.channel();
         for (recipient_index, r) in recipients.iter().enumerate() {
+            if level.is_some_and(|l| !l.targets(r.role.as_deref())) {
+                continue;
+            }
             let address = match spec {
                 ChannelSpec::Webhook(o) => Some(o.url.clone()),
                 ChannelSpec::Email(_) => r.address(channel),
@@ -145,15 +413,21 @@ fn plan(n: &StoredNotification, recipients: &[Recipient]) -> Vec<Planned> {
                     )),
                 ),
             };
+            let name = match level {
+                Some(l) => format!("{}@{}", channel.as_str(), l.level),
+                None => channel.as_str().to_owned(),
+            };
             planned.push(Planned {
                 row: NewDelivery {
-                    id: DeliveryId::derive(n.id, recipient_index, channel.as_str()),
+                    id: DeliveryId::derive(n.id, recipient_index, &name),
                     recipient_index: recipient_index as i32,
                     user_id: r.user_id.clone(),
                     channel: channel.as_str().to_owned(),
                     address,
                     status,
                     error,
+                    escalation_level: level.map(|l| l.level as i32),
+                    scheduled_for: None,
                 },
                 recipient_index,
                 channel_index,
@@ -178,14 +452,13 @@ fn chunks(
     size: usize,
     n: &StoredNotification,
     recipients: &[Recipient],
-    planned: &[Planned],
-    to_send: &HashSet<DeliveryId>,
+    planned: &[&Planned],
 ) -> Vec<RenderChunk> {
     let mut out = Vec::new();
     for (channel_index, spec) in n.request.channels.iter().enumerate() {
         let items: Vec<RenderItem> = planned
             .iter()
-            .filter(|p| p.channel_index == channel_index && to_send.contains(&p.row.id))
+            .filter(|p| p.channel_index == channel_index)
             .map(|p| RenderItem {
                 delivery_id: p.row.id,
                 recipient: recipients[p.recipient_index].clone(),
@@ -203,6 +476,7 @@ fn chunks(
                 content: n.request.content.clone(),
                 metadata: n.request.metadata.clone(),
                 deliveries: part.to_vec(),
+                digest: None,
             });
         }
     }

@@ -13,6 +13,9 @@ pub struct Accepted {
     pub id: NotificationId,
     pub status: &'static str,
     pub deliveries: i32,
+    /// When the scheduler will fan it out, for a notification sent with a future `send_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<chrono::DateTime<chrono::Utc>>,
     /// True when the idempotency key matched an earlier notification, which this is.
     pub idempotent_replay: bool,
 }
@@ -47,12 +50,13 @@ impl Accepter {
 
         let bodies: Vec<(NotificationId, Vec<u8>)> = inserted
             .iter()
-            .filter(|i| i.awaiting_fan_out)
+            .filter(|i| i.publish_now)
             .map(|i| {
                 let message = EnrichMessage {
                     schema: SCHEMA,
                     tenant_id: tenant,
                     notification_id: i.id,
+                    level: None,
                 };
                 (
                     i.id,
@@ -84,14 +88,16 @@ impl Accepter {
 }
 
 fn accepted(i: Inserted) -> Accepted {
+    let status = match (i.send_at, i.publish_now, i.created) {
+        (Some(_), _, _) => "scheduled",
+        (None, true, _) | (None, false, true) => "accepted",
+        (None, false, false) => "processing",
+    };
     Accepted {
         id: i.id,
-        status: if i.awaiting_fan_out {
-            "accepted"
-        } else {
-            "processing"
-        },
+        status,
         deliveries: i.delivery_count,
+        send_at: i.send_at,
         idempotent_replay: !i.created,
     }
 }

@@ -77,6 +77,14 @@ enum TenantCommand {
         /// A unique name for the tenant.
         name: String,
     },
+    /// Set how many days a tenant's notifications are kept before the scheduler deletes them.
+    Retention {
+        /// The tenant's id or name.
+        tenant: String,
+        /// Days to keep notifications, at least 1.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        days: i32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,13 +172,20 @@ async fn main() -> anyhow::Result<()> {
             println!("webhook signing secret {secret}");
             println!("{}", key.secret);
         }
+        Command::Tenant {
+            command: TenantCommand::Retention { tenant, days },
+        } => {
+            let store = store()?;
+            let id = tenant_id(&store, &tenant).await?;
+            store.set_retention(id, days).await?;
+            println!("tenant {id} keeps notifications for {days} days");
+        }
         Command::Key {
             command: KeyCommand::Create { tenant },
         } => {
-            let tenant: TenantId = tenant
-                .parse()
-                .context("--tenant must be a tenant id (a UUID)")?;
-            let key = store()?.create_api_key(tenant).await?;
+            let store = store()?;
+            let tenant = tenant_id(&store, &tenant).await?;
+            let key = store.create_api_key(tenant).await?;
             match key {
                 Some(key) => println!("{}", key.secret),
                 None => bail!("no tenant {tenant}"),
@@ -227,4 +242,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A tenant named by id or by name.
+async fn tenant_id(store: &Store, tenant: &str) -> anyhow::Result<TenantId> {
+    match tenant.parse() {
+        Ok(id) => Ok(id),
+        Err(_) => store
+            .tenant_by_name(tenant)
+            .await?
+            .with_context(|| format!("no tenant named `{tenant}`")),
+    }
 }

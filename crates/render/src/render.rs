@@ -222,7 +222,7 @@ fn template_context(chunk: &RenderChunk, recipient: &Recipient) -> Value {
         }
     }
     r.insert("metadata".into(), Value::Object(recipient.metadata.clone()));
-    json!({
+    let mut context = json!({
         "recipient": r,
         "notification": {
             "id": chunk.notification_id,
@@ -231,7 +231,12 @@ fn template_context(chunk: &RenderChunk, recipient: &Recipient) -> Value {
             "metadata": chunk.metadata,
         },
         "metadata": chunk.metadata,
-    })
+    });
+    if let Some(digest) = &chunk.digest {
+        context["digest"] =
+            json!({"key": digest.key, "count": digest.items.len(), "items": digest.items});
+    }
+    context
 }
 
 fn webhook_body(
@@ -254,6 +259,7 @@ fn webhook_body(
         "category": chunk.category,
         "priority": chunk.priority,
         "metadata": chunk.metadata,
+        "digest": chunk.digest.as_ref().map(|d| json!({"key": d.key, "items": d.items})),
     })
 }
 
@@ -293,6 +299,7 @@ mod tests {
                 delivery_id: DeliveryId::new(),
                 recipient: recipient.clone(),
             }],
+            digest: None,
         };
         let ctx = template_context(&chunk, &recipient);
         assert_eq!(ctx["recipient"]["first_name"], "Maria");

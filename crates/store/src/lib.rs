@@ -4,6 +4,7 @@
 mod keys;
 mod notifications;
 mod profiles;
+mod schedule;
 mod templates;
 
 use std::time::Duration;
@@ -15,6 +16,9 @@ pub use keys::ApiKey;
 pub use notifications::{
     ClaimedDelivery, DeliveryView, Inserted, NewDelivery, NotificationView, Outcome,
     StoredNotification,
+};
+pub use schedule::{
+    Cancelled, DigestItem, DueBatch, DueTimer, EscalationView, LevelView, NewTimer, TimerKind,
 };
 pub use templates::Template;
 

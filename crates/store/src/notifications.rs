@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use notify_core::message::{EnrichMessage, SCHEMA};
 use notify_core::{DeliveryId, DeliveryStatus, NotificationId, NotificationRequest, TenantId};
 
+use crate::schedule::{NewTimer, TimerKind, insert_timer};
 use crate::{Result, Store, StoreError};
 
 /// What inserting a notification did: made it, or found the one with the same idempotency key.
@@ -18,9 +20,11 @@ pub struct Inserted {
     pub delivery_count: i32,
     /// False when the idempotency key matched an earlier notification, which is returned.
     pub created: bool,
-    /// Whether the notification still waits for its fan-out: a replayed request for one that
-    /// never reached the broker publishes it again.
-    pub awaiting_fan_out: bool,
+    /// Whether `enrich` should get it now: a new notification that is not scheduled, or a
+    /// replayed request for one that never reached the broker.
+    pub publish_now: bool,
+    /// When it is to be fanned out, if later than now.
+    pub send_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug)]
@@ -29,6 +33,8 @@ pub struct StoredNotification {
     pub tenant_id: TenantId,
     pub request: NotificationRequest,
     pub fanned_out: bool,
+    pub cancelled: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +47,9 @@ pub struct NewDelivery {
     /// `pending`, or a terminal status with its reason when the delivery cannot be attempted.
     pub status: DeliveryStatus,
     pub error: Option<String>,
+    pub escalation_level: Option<i32>,
+    /// For a `scheduled` delivery: when its timer releases it.
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +80,12 @@ pub struct NotificationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<DateTime<Utc>>,
     pub delivery_count: i32,
     pub deliveries: Vec<DeliveryView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<crate::EscalationView>,
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -89,6 +102,10 @@ pub struct DeliveryView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation_level: Option<i32>,
 }
 
 fn planned_deliveries(request: &NotificationRequest) -> i32 {
@@ -110,10 +127,12 @@ impl Store {
             let body =
                 serde_json::to_value(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let count = planned_deliveries(request);
+            let send_at = request.send_at.filter(|at| *at > Utc::now());
             let created: Option<(Uuid,)> = sqlx::query_as(
                 "INSERT INTO notifications
-                     (id, tenant_id, idempotency_key, request, priority, category, delivery_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     (id, tenant_id, idempotency_key, request, priority, category, delivery_count,
+                      send_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
                  RETURNING id",
             )
@@ -124,20 +143,39 @@ impl Store {
             .bind(request.priority.as_str())
             .bind(&request.category)
             .bind(count)
+            .bind(send_at)
             .fetch_optional(&mut *tx)
             .await?;
             if created.is_some() {
+                if let Some(at) = send_at {
+                    // Durable in the same transaction: the scheduler fans it out when due.
+                    let message = EnrichMessage {
+                        schema: SCHEMA,
+                        tenant_id: tenant,
+                        notification_id: id,
+                        level: None,
+                    };
+                    let timer =
+                        NewTimer::new(tenant, id, TimerKind::SendAt, at, "enrich", &message);
+                    insert_timer(&mut tx, &timer).await?;
+                }
                 results.push(Inserted {
                     id,
                     delivery_count: count,
                     created: true,
-                    awaiting_fan_out: true,
+                    publish_now: send_at.is_none(),
+                    send_at,
                 });
                 continue;
             }
-            let (existing, existing_count, status): (Uuid, i32, String) = sqlx::query_as(
-                "SELECT id, delivery_count, status FROM notifications
-                 WHERE tenant_id = $1 AND idempotency_key = $2",
+            let (existing, existing_count, status, send_at): (
+                Uuid,
+                i32,
+                String,
+                Option<DateTime<Utc>>,
+            ) = sqlx::query_as(
+                "SELECT id, delivery_count, status, send_at FROM notifications
+                     WHERE tenant_id = $1 AND idempotency_key = $2",
             )
             .bind(tenant.0)
             .bind(&request.idempotency_key)
@@ -147,7 +185,8 @@ impl Store {
                 id: NotificationId(existing),
                 delivery_count: existing_count,
                 created: false,
-                awaiting_fan_out: status == "accepted",
+                publish_now: status == "accepted" && send_at.is_none_or(|at| at <= Utc::now()),
+                send_at: send_at.filter(|at| *at > Utc::now()),
             });
         }
         tx.commit().await?;
@@ -159,14 +198,14 @@ impl Store {
         tenant: TenantId,
         id: NotificationId,
     ) -> Result<Option<StoredNotification>> {
-        let row: Option<(serde_json::Value, String)> = sqlx::query_as(
-            "SELECT request, status FROM notifications WHERE tenant_id = $1 AND id = $2",
+        let row: Option<(serde_json::Value, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT request, status, created_at FROM notifications WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.0)
         .bind(id.0)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((request, status)) = row else {
+        let Some((request, status, created_at)) = row else {
             return Ok(None);
         };
         let request = serde_json::from_value(request)
@@ -175,57 +214,27 @@ impl Store {
             id,
             tenant_id: tenant,
             request,
-            fanned_out: status != "accepted",
+            fanned_out: status == "fanned_out",
+            cancelled: status == "cancelled",
+            created_at,
         }))
     }
 
-    /// Writes the deliveries of a notification and marks it fanned out, in one transaction.
-    /// Deliveries that exist already (a redelivered fan-out) are left as they are.
+    /// Writes the deliveries of a notification, the timers that will release its delayed ones,
+    /// and marks it fanned out, in one transaction. Deliveries that exist already (a
+    /// redelivered fan-out) are left as they are.
     pub async fn fan_out(
         &self,
         tenant: TenantId,
         notification: NotificationId,
         deliveries: &[NewDelivery],
+        timers: &[NewTimer],
     ) -> Result<()> {
-        let mut ids = Vec::with_capacity(deliveries.len());
-        let mut indexes = Vec::with_capacity(deliveries.len());
-        let mut users = Vec::with_capacity(deliveries.len());
-        let mut channels = Vec::with_capacity(deliveries.len());
-        let mut addresses = Vec::with_capacity(deliveries.len());
-        let mut statuses = Vec::with_capacity(deliveries.len());
-        let mut errors = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            ids.push(d.id.0);
-            indexes.push(d.recipient_index);
-            users.push(d.user_id.clone());
-            channels.push(d.channel.clone());
-            addresses.push(d.address.clone());
-            statuses.push(d.status.as_str());
-            errors.push(d.error.clone());
-        }
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO deliveries
-                 (id, tenant_id, notification_id, recipient_index, user_id, channel, address,
-                  status, last_error, finished_at)
-             SELECT d.id, $1, $2, d.idx, d.user_id, d.channel, d.address, d.status, d.error,
-                    CASE WHEN d.status <> 'pending' THEN now() END
-             FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-                         $9::text[])
-                  AS d(id, idx, user_id, channel, address, status, error)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(tenant.0)
-        .bind(notification.0)
-        .bind(&ids)
-        .bind(&indexes)
-        .bind(&users)
-        .bind(&channels)
-        .bind(&addresses)
-        .bind(&statuses)
-        .bind(&errors)
-        .execute(&mut *tx)
-        .await?;
+        insert_deliveries(&mut tx, tenant, notification, deliveries).await?;
+        for timer in timers {
+            insert_timer(&mut tx, timer).await?;
+        }
         sqlx::query(
             "UPDATE notifications SET status = 'fanned_out', fanned_out_at = now()
              WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'",
@@ -273,7 +282,7 @@ impl Store {
                  SET status = 'sending', attempts = attempts + 1, claimed_by = $3,
                      updated_at = now()
                  WHERE tenant_id = $1 AND id = ANY($2)
-                   AND (status IN ('pending', 'retrying')
+                   AND (status IN ('pending', 'scheduled', 'retrying')
                         OR (status = 'sending' AND claimed_by = $3))
                  RETURNING id, attempts
              ), recorded AS (
@@ -360,7 +369,7 @@ impl Store {
         sqlx::query(
             "UPDATE deliveries
              SET status = $3, last_error = $4, updated_at = now(), finished_at = now()
-             WHERE tenant_id = $1 AND id = ANY($2) AND status IN ('pending', 'retrying')",
+             WHERE tenant_id = $1 AND id = ANY($2) AND status IN ('pending', 'scheduled', 'retrying')",
         )
         .bind(tenant.0)
         .bind(&ids)
@@ -399,24 +408,33 @@ impl Store {
             Option<String>,
             DateTime<Utc>,
             i32,
+            Option<DateTime<Utc>>,
         );
         let head: Option<Head> = sqlx::query_as(
-            "SELECT status, priority, category, idempotency_key, created_at, delivery_count
+            "SELECT status, priority, category, idempotency_key, created_at, delivery_count, send_at
              FROM notifications WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.0)
         .bind(id.0)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((status, priority, category, idempotency_key, created_at, delivery_count)) = head
+        let Some((
+            status,
+            priority,
+            category,
+            idempotency_key,
+            created_at,
+            delivery_count,
+            send_at,
+        )) = head
         else {
             return Ok(None);
         };
         let deliveries: Vec<DeliveryView> = sqlx::query_as(
             "SELECT id, user_id, address, channel, status, attempts, last_error, provider,
-                    created_at, updated_at, finished_at
+                    created_at, updated_at, finished_at, scheduled_for, escalation_level
              FROM deliveries WHERE tenant_id = $1 AND notification_id = $2
-             ORDER BY recipient_index, channel",
+             ORDER BY escalation_level NULLS FIRST, recipient_index, channel",
         )
         .bind(tenant.0)
         .bind(id.0)
@@ -427,10 +445,13 @@ impl Store {
                 .parse::<DeliveryStatus>()
                 .is_ok_and(|s| s.is_terminal())
         });
+        let escalation = self.escalation_view(tenant, id).await?;
+        let escalating = escalation.as_ref().is_some_and(|e| e.state == "escalating");
         let status = match status.as_str() {
+            "accepted" if send_at.is_some_and(|at| at > Utc::now()) => "scheduled",
             "accepted" => "accepted",
             "cancelled" => "cancelled",
-            _ if all_final => "completed",
+            _ if all_final && !escalating => "completed",
             _ => "processing",
         };
         Ok(Some(NotificationView {
@@ -440,8 +461,55 @@ impl Store {
             category,
             idempotency_key,
             created_at,
+            send_at,
             delivery_count,
             deliveries,
+            escalation,
         }))
     }
+}
+
+/// Inserts deliveries in one statement; ids that exist already are skipped.
+pub(crate) async fn insert_deliveries(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    notification: NotificationId,
+    deliveries: &[NewDelivery],
+) -> Result<()> {
+    let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id.0).collect();
+    let indexes: Vec<i32> = deliveries.iter().map(|d| d.recipient_index).collect();
+    let users: Vec<Option<String>> = deliveries.iter().map(|d| d.user_id.clone()).collect();
+    let channels: Vec<String> = deliveries.iter().map(|d| d.channel.clone()).collect();
+    let addresses: Vec<Option<String>> = deliveries.iter().map(|d| d.address.clone()).collect();
+    let statuses: Vec<&str> = deliveries.iter().map(|d| d.status.as_str()).collect();
+    let errors: Vec<Option<String>> = deliveries.iter().map(|d| d.error.clone()).collect();
+    let levels: Vec<Option<i32>> = deliveries.iter().map(|d| d.escalation_level).collect();
+    let scheduled: Vec<Option<DateTime<Utc>>> =
+        deliveries.iter().map(|d| d.scheduled_for).collect();
+    sqlx::query(
+        "INSERT INTO deliveries
+             (id, tenant_id, notification_id, recipient_index, user_id, channel, address,
+              status, last_error, escalation_level, scheduled_for, finished_at)
+         SELECT d.id, $1, $2, d.idx, d.user_id, d.channel, d.address, d.status, d.error, d.level,
+                d.scheduled_for,
+                CASE WHEN d.status IN ('failed', 'suppressed') THEN now() END
+         FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::int[], $11::timestamptz[])
+              AS d(id, idx, user_id, channel, address, status, error, level, scheduled_for)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(tenant.0)
+    .bind(notification.0)
+    .bind(&ids)
+    .bind(&indexes)
+    .bind(&users)
+    .bind(&channels)
+    .bind(&addresses)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&levels)
+    .bind(&scheduled)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

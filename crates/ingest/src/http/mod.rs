@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
+use futures_util::StreamExt;
 
 use notify_runtime::{Service, health_routes, traceparent_new};
 
@@ -33,7 +34,18 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/notifications", post(notifications::create))
         .route("/v1/notifications/batch", post(notifications::create_batch))
-        .route("/v1/notifications/{id}", get(notifications::show))
+        .route(
+            "/v1/notifications/{id}",
+            get(notifications::show).delete(notifications::cancel),
+        )
+        .route(
+            "/v1/notifications/{id}/acknowledge",
+            post(notifications::acknowledge),
+        )
+        .route(
+            "/v1/notifications/{id}/resolve",
+            post(notifications::resolve),
+        )
         .route(
             "/v1/templates/{name}",
             put(templates::put)
@@ -102,17 +114,44 @@ pub async fn read_json_body(
             format!("the body is larger than {limit} bytes"),
         )
     };
+
+    // Reading on past the limit (up to a cap) lets the client finish sending, so it can read
+    // the 413 instead of seeing its connection cut mid-upload.
+    let drain_cap = limit.saturating_mul(DRAIN_FACTOR);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declared.is_some_and(|n| n > drain_cap) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        seen += chunk.len();
+        if seen > drain_cap {
+            break;
+        }
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
 }
+
+/// How far past the limit a body is read and thrown away before answering 413.
+const DRAIN_FACTOR: usize = 8;
 
 /// The caller's `traceparent`, if it is well formed, or a new one.
 pub fn traceparent(headers: &HeaderMap) -> String {

@@ -7,6 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use serde::Deserialize;
+
+use notify_core::schedule::Condition;
+use notify_core::validation::from_json;
 use notify_core::{NotificationId, NotificationRequest, ValidationError};
 
 use super::{ApiState, read_json_body, traceparent};
@@ -130,6 +134,109 @@ pub async fn show(
     let view = state
         .service
         .store
+        .notification_view(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification"))?;
+    Ok(Json(view).into_response())
+}
+
+/// `DELETE /v1/notifications/{id}`: stops whatever has not been sent yet.
+pub async fn cancel(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = state.keys.authenticate(&headers).await?;
+    let id: NotificationId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("notification"))?;
+    let cancelled = state
+        .service
+        .store
+        .cancel_notification(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification"))?;
+    tracing::info!(tenant_id = %tenant, notification_id = %id, timers = cancelled.timers, deliveries = cancelled.deliveries, "cancelled");
+    Ok(Json(json!({"id": id, "cancelled": cancelled})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Actor {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+pub async fn acknowledge(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    stop_escalation(state, headers, id, body, false).await
+}
+
+pub async fn resolve(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    stop_escalation(state, headers, id, body, true).await
+}
+
+/// Acknowledging stops the levels that wait for no acknowledgment; resolving stops them all.
+/// The body may name who did it: `{"by": "usr_42"}`.
+async fn stop_escalation(
+    state: ApiState,
+    headers: HeaderMap,
+    id: String,
+    body: Body,
+    resolve: bool,
+) -> Result<Response, ApiError> {
+    let tenant = state.keys.authenticate(&headers).await?;
+    let id: NotificationId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("notification"))?;
+    let body = read_json_body(&headers, body, 64 * 1024).await?;
+    let actor: Actor = if body.is_empty() {
+        Actor::default()
+    } else {
+        from_json(&body)?
+    };
+    if actor
+        .by
+        .as_ref()
+        .is_some_and(|b| b.is_empty() || b.chars().count() > 255)
+    {
+        return Err(
+            ValidationError::at("invalid_field", "by", "`by` has 1 to 255 characters").into(),
+        );
+    }
+
+    let store = &state.service.store;
+    let stored = store
+        .load_notification(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification"))?;
+    let stops: Vec<i32> = stored
+        .request
+        .escalation
+        .iter()
+        .flat_map(|e| e.levels.iter())
+        .filter(|l| match l.condition() {
+            Some(Condition::NoAcknowledgment) => true,
+            Some(Condition::NoResolution) => resolve,
+            None => false,
+        })
+        .map(|l| l.level as i32)
+        .collect();
+    store
+        .stop_escalation(tenant, id, resolve, actor.by.as_deref(), &stops)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification"))?;
+    tracing::info!(tenant_id = %tenant, notification_id = %id, resolve, by = actor.by.as_deref(), "escalation stopped");
+    let view = store
         .notification_view(tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("notification"))?;
