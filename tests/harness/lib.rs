@@ -88,6 +88,7 @@ pub struct Stack {
     database: String,
     env: Vec<(String, String)>,
     workers: Mutex<HashMap<&'static str, Running>>,
+    retry_tiers: &'static str,
     logs: PathBuf,
 }
 
@@ -216,6 +217,7 @@ impl Stack {
             client: reqwest::Client::new(),
             database,
             env,
+            retry_tiers: options.retry_tiers,
             workers: Mutex::new(HashMap::new()),
             logs,
         };
@@ -566,7 +568,7 @@ impl Stack {
             }
         }
         let (database, prefix) = (self.database.clone(), self.prefix.clone());
-        let queues = queue_names(&prefix);
+        let queues = queue_names(&prefix, self.retry_tiers);
         // Clean up on a runtime of its own: this runs in Drop, maybe outside any runtime.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -574,24 +576,6 @@ impl Stack {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                if let Ok(connection) =
-                    Connection::connect(AMQP_URL, ConnectionProperties::default()).await
-                {
-                    if let Ok(channel) = connection.create_channel().await {
-                        for q in queues {
-                            let _ = channel
-                                .queue_delete(q.as_str().into(), Default::default())
-                                .await;
-                        }
-                        let _ = channel
-                            .exchange_delete(
-                                format!("{prefix}.events").as_str().into(),
-                                Default::default(),
-                            )
-                            .await;
-                    }
-                    let _ = connection.close(200, "done".into()).await;
-                }
                 if let Ok(admin) = PgPoolOptions::new()
                     .max_connections(1)
                     .connect(ADMIN_DATABASE_URL)
@@ -602,6 +586,28 @@ impl Stack {
                             "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
                         )))
                         .await;
+                }
+                let delete = async {
+                    let connection =
+                        Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
+                    let channel = connection.create_channel().await?;
+                    for q in queues {
+                        channel
+                            .queue_delete(q.as_str().into(), Default::default())
+                            .await?;
+                    }
+                    let events = format!("{prefix}.events");
+                    channel
+                        .exchange_delete(events.as_str().into(), Default::default())
+                        .await?;
+                    connection.close(200, "done".into()).await
+                };
+                match tokio::time::timeout(Duration::from_secs(20), delete).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => eprintln!("could not delete the queues of {prefix}: {e}"),
+                    Err(_) => {
+                        eprintln!("deleting the queues of {prefix} took over 20 s; left them")
+                    }
                 }
             });
         })
@@ -615,11 +621,11 @@ impl Drop for Stack {
     }
 }
 
-/// The queue names of a prefix, as the workers declare them with the default test options.
-fn queue_names(prefix: &str) -> Vec<String> {
+/// The queue names of a prefix, as the workers declare them.
+fn queue_names(prefix: &str, retry_tiers: &str) -> Vec<String> {
     let config = notify_core::Config::from_lookup(|name| match name {
         "NOTIFY_PREFIX" => Some(prefix.to_owned()),
-        "NOTIFY_RETRY_TIERS" => Some(Options::default().retry_tiers.to_owned()),
+        "NOTIFY_RETRY_TIERS" => Some(retry_tiers.to_owned()),
         _ => None,
     })
     .expect("test configuration");
