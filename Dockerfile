@@ -25,7 +25,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     find target/release -maxdepth 1 -type f -executable \
         \( -name 'notify-*' -o -name notifyctl \) -exec cp {} /out/ \; ; \
     for bin in notify-ingest notify-enrich notify-render \
-               notify-deliver-email notify-deliver-webhook notifyctl; do \
+               notify-deliver-email notify-deliver-webhook notify-scheduler notifyctl; do \
         test -x "/out/$bin"; \
     done; \
     ls -l /out

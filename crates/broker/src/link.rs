@@ -70,6 +70,7 @@ impl Broker {
     pub async fn close(&self) {
         let old = self.link.lock().await.take();
         if let Some(link) = old {
+            let _ = link.publisher.channel.close(200, "shutting down".into()).await;
             let _ = link.connection.close(200, "shutting down".into()).await;
         }
     }
@@ -87,6 +88,7 @@ impl Broker {
         let connection = Connection::connect(&self.url, properties).await?;
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel).await?;
+        channel.close(200, "declared".into()).await?;
         let publisher = Publisher::open(&connection).await?;
         let link = Link {
             connection: Arc::new(connection),
