@@ -70,7 +70,11 @@ impl Broker {
     pub async fn close(&self) {
         let old = self.link.lock().await.take();
         if let Some(link) = old {
-            let _ = link.publisher.channel.close(200, "shutting down".into()).await;
+            let _ = link
+                .publisher
+                .channel
+                .close(200, "shutting down".into())
+                .await;
             let _ = link.connection.close(200, "shutting down".into()).await;
         }
     }
