@@ -8,7 +8,8 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use notify_e2e::{
-    DEADLINE, Options, Reply, Response, Stack, email_to, header, next_message, props, wait_until,
+    DEADLINE, Options, Reply, Response, Stack, TcpRelay, email_to, header, next_message, props,
+    wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -593,4 +594,60 @@ async fn a_worker_whose_broker_connection_is_closed_reconnects_and_keeps_deliver
     let (_, accepted) = stack.send(&email_to("after@example.com", "Ada")).await;
     let view = stack.wait_completed(accepted["id"].as_str().unwrap()).await;
     assert_eq!(view["deliveries"][0]["status"], "delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_database_goes_away_pauses_and_resumes_without_spending_retries() {
+    let stack = Stack::start().await;
+    let relay = TcpRelay::start("127.0.0.1:5432").await;
+    let relayed = stack
+        .database_url
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
+    stack.stop_worker("notify-enrich").await;
+    stack.start_worker_with("notify-enrich", &[("NOTIFY_DATABASE_URL", &relayed)]);
+    stack.wait_ready("notify-enrich").await;
+    let readyz = format!("{}/readyz", stack.metrics_url("notify-enrich").await);
+
+    relay.cut();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, accepted) = stack
+            .send(&email_to(&format!("outage{i}@example.com"), "O"))
+            .await;
+        assert_eq!(status, 202, "ingest has its own connection: {accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    let report = wait_until("enrich to say it is not ready", DEADLINE, || async {
+        let r = stack.client.get(&readyz).send().await.ok()?;
+        let body: Value = r.json().await.ok()?;
+        (body["database"] == false && body["ready"] == false).then_some(body)
+    })
+    .await;
+    assert_eq!(report["broker"], true, "{report}");
+
+    relay.restore();
+    for id in &ids {
+        let view = stack.wait_completed(id).await;
+        assert_eq!(view["deliveries"][0]["status"], "delivered", "{view}");
+    }
+    let retried = stack
+        .metric("notify-enrich", "notify_messages_retried_total", &[])
+        .await;
+    let parked = stack
+        .metric("notify-enrich", "notify_messages_parked_total", &[])
+        .await;
+    assert_eq!(
+        (retried, parked),
+        (0.0, 0.0),
+        "an outage spends no retries and parks nothing"
+    );
+    assert_eq!(
+        stack
+            .smtp
+            .wait_for_messages(3, DEADLINE)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }

@@ -292,6 +292,11 @@ impl Stack {
     }
 
     pub fn start_worker(&self, worker: &'static str) {
+        self.start_worker_with(worker, &[]);
+    }
+
+    /// Starts a worker with some variables set differently from the rest of the stack.
+    pub fn start_worker_with(&self, worker: &'static str, overrides: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -300,6 +305,7 @@ impl Stack {
         let log_offset = log.metadata().map_or(0, |m| m.len() as usize);
         let child = Command::new(bin_dir().join(binary_of(worker)))
             .envs(self.env.iter().cloned())
+            .envs(overrides.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -688,4 +694,57 @@ pub async fn next_message(consumer: &mut lapin::Consumer) -> lapin::message::Del
 
 pub fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
     notify_broker::header_str(&delivery.properties, name)
+}
+
+/// A TCP relay to a local service that a test can cut and restore, to take a dependency away
+/// from one worker without disturbing anything else on the machine.
+pub struct TcpRelay {
+    pub port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl TcpRelay {
+    pub async fn start(target: &'static str) -> TcpRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("relay port");
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let generation = std::sync::Arc::new(generation);
+        let (accepting, cuts) = (open.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused as soon as it is made
+                }
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        TcpRelay {
+            port,
+            open,
+            generation,
+        }
+    }
+
+    /// Closes every relayed connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -31,6 +31,10 @@ pub enum HandleError {
     /// Will never succeed as it is: the message goes to the parking lot with the reason.
     #[error("{0}")]
     Malformed(String),
+    /// The database is away: the message goes back to its queue untouched, and the worker
+    /// stops taking messages for a backoff, instead of spending retries on an outage.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl HandleError {
@@ -41,7 +45,9 @@ impl HandleError {
 
 impl From<notify_store::StoreError> for HandleError {
     fn from(e: notify_store::StoreError) -> Self {
-        if e.is_transient() {
+        if e.is_unavailable() {
+            HandleError::Unavailable(e.to_string())
+        } else if e.is_transient() {
             HandleError::Transient(e.to_string())
         } else {
             HandleError::Malformed(e.to_string())
@@ -95,6 +101,39 @@ pub struct Context {
     pub publisher: Publisher,
     pub metrics: Metrics,
     topology: Arc<Topology>,
+    pause: Pause,
+    health: Arc<crate::Health>,
+}
+
+/// A consumer's pause while the database is away: set by a handler that met the outage,
+/// honoured by the loop that takes messages, and lengthened with backoff while it lasts.
+#[derive(Default)]
+struct Pause {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    backoff: std::sync::Mutex<Backoff>,
+}
+
+impl Pause {
+    fn until(&self) -> Option<tokio::time::Instant> {
+        *self.until.lock().expect("pause lock")
+    }
+
+    fn start(&self) -> std::time::Duration {
+        let mut until = self.until.lock().expect("pause lock");
+        let wait = self.backoff.lock().expect("pause lock").next_delay();
+        if until.is_none() {
+            *until = Some(tokio::time::Instant::now() + wait);
+        }
+        wait
+    }
+
+    fn end(&self) {
+        *self.until.lock().expect("pause lock") = None;
+    }
+
+    fn worked(&self) {
+        self.backoff.lock().expect("pause lock").reset();
+    }
 }
 
 impl Context {
@@ -273,15 +312,23 @@ impl Service {
             publisher,
             metrics: self.metrics.clone(),
             topology: Arc::new(self.broker.topology().clone()),
+            pause: Pause::default(),
+            health: self.health.clone(),
         });
         let mut tasks = tokio::task::JoinSet::new();
         let result = loop {
+            let paused = ctx.pause.until();
             tokio::select! {
                 _ = self.shutdown.wait() => {
                     let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
                     break Ok(Ended::Shutdown);
                 }
-                next = consumer.next() => match next {
+                _ = tokio::time::sleep_until(paused.unwrap_or_else(tokio::time::Instant::now)), if paused.is_some() => {
+                    ctx.pause.end();
+                    self.health.set_consuming(true);
+                    tracing::info!("resuming after the pause");
+                }
+                next = consumer.next(), if paused.is_none() => match next {
                     Some(Ok(delivery)) => {
                         tasks.spawn(handle_one(ctx.clone(), handler.clone(), delivery));
                     }
@@ -311,6 +358,12 @@ impl Service {
     }
 }
 
+/// Why a message goes back to its queue instead of being acked.
+enum Unhandled {
+    Broker(notify_broker::BrokerError),
+    Unavailable(String),
+}
+
 async fn handle_one<H: Handler>(ctx: Arc<Context>, handler: Arc<H>, delivery: Delivery) {
     let incoming = Incoming::from_delivery(&delivery);
     let stage = ctx.stage.name();
@@ -333,14 +386,20 @@ async fn handle_one<H: Handler>(ctx: Arc<Context>, handler: Arc<H>, delivery: De
 
     let outcome = async {
         match handler.handle(&ctx, &incoming).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                ctx.pause.worked();
+                Ok(())
+            }
+            Err(HandleError::Unavailable(reason)) => Err(Unhandled::Unavailable(reason)),
             Err(HandleError::Transient(reason)) => ctx
                 .retry_or_park(&incoming.body, &incoming.headers, &reason)
                 .await
-                .map(|_| ()),
-            Err(HandleError::Malformed(reason)) => {
-                ctx.park(&incoming.body, &incoming.headers, &reason).await
-            }
+                .map(|_| ())
+                .map_err(Unhandled::Broker),
+            Err(HandleError::Malformed(reason)) => ctx
+                .park(&incoming.body, &incoming.headers, &reason)
+                .await
+                .map_err(Unhandled::Broker),
         }
     }
     .instrument(span.clone())
@@ -354,7 +413,20 @@ async fn handle_one<H: Handler>(ctx: Arc<Context>, handler: Arc<H>, delivery: De
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, "could not retry or park; returning the message to the queue");
+            match e {
+                Unhandled::Broker(e) => {
+                    tracing::warn!(error = %e, "could not retry or park; returning the message to the queue");
+                }
+                Unhandled::Unavailable(reason) => {
+                    let wait = ctx.pause.start();
+                    ctx.health.set_consuming(false);
+                    tracing::warn!(
+                        reason,
+                        pause_ms = wait.as_millis() as u64,
+                        "the database is away; returning the message to the queue and pausing"
+                    );
+                }
+            }
             let _ = delivery
                 .acker
                 .nack(BasicNackOptions {

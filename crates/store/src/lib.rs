@@ -36,6 +36,26 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database itself is away — unreachable, shutting down, out of connections —
+    /// rather than this one statement failing: a worker should pause, not spend retries.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .is_some_and(|c| matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")),
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                _ => false,
+            },
+            StoreError::Migration(_) | StoreError::Corrupt(_) => false,
+        }
+    }
+
     /// Whether trying again later may succeed: a lost connection, a timeout, a restart. A
     /// constraint violation or unreadable row will fail the same way every time.
     pub fn is_transient(&self) -> bool {
