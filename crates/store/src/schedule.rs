@@ -300,9 +300,11 @@ impl Store {
         if found.is_none() {
             return Ok(None);
         }
+        // Marked cancelled even after its fan-out, so an escalation level released at this
+        // very moment finds it cancelled under the same row lock and does not fire.
         sqlx::query(
             "UPDATE notifications SET status = 'cancelled', cancelled_at = now()
-             WHERE id = $1 AND status = 'accepted'",
+             WHERE id = $1 AND status IN ('accepted', 'fanned_out')",
         )
         .bind(id.0)
         .execute(&mut *tx)
