@@ -235,14 +235,7 @@ impl Store {
         for timer in timers {
             insert_timer(&mut tx, timer).await?;
         }
-        sqlx::query(
-            "UPDATE notifications SET status = 'fanned_out', fanned_out_at = now()
-             WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'",
-        )
-        .bind(tenant.0)
-        .bind(notification.0)
-        .execute(&mut *tx)
-        .await?;
+        mark_fanned_out(&mut tx, tenant, notification).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -509,6 +502,23 @@ pub(crate) async fn insert_deliveries(
     .bind(&errors)
     .bind(&levels)
     .bind(&scheduled)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks a notification fanned out, unless it was cancelled meanwhile.
+pub(crate) async fn mark_fanned_out(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    notification: NotificationId,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE notifications SET status = 'fanned_out', fanned_out_at = now()
+         WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'",
+    )
+    .bind(tenant.0)
+    .bind(notification.0)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use notify_core::schedule::Condition;
 use notify_core::{DeliveryId, NotificationId, TenantId};
 
-use crate::notifications::{NewDelivery, insert_deliveries};
+use crate::notifications::{NewDelivery, insert_deliveries, mark_fanned_out};
 use crate::{Result, Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -591,14 +591,7 @@ impl Store {
             .bind(digest)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE notifications SET status = 'fanned_out', fanned_out_at = now()
-             WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'",
-        )
-        .bind(tenant.0)
-        .bind(notification.0)
-        .execute(&mut *tx)
-        .await?;
+        mark_fanned_out(&mut tx, tenant, notification).await?;
         tx.commit().await?;
         Ok(digest)
     }

@@ -127,10 +127,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = state.keys.authenticate(&headers).await?;
-    // An id that is not a UUID cannot exist; it is a 404 like any other unknown id.
-    let id: NotificationId = id
-        .parse()
-        .map_err(|_| ApiError::not_found("notification"))?;
+    let id = notification_id(&id)?;
     let view = state
         .service
         .store
@@ -147,9 +144,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = state.keys.authenticate(&headers).await?;
-    let id: NotificationId = id
-        .parse()
-        .map_err(|_| ApiError::not_found("notification"))?;
+    let id = notification_id(&id)?;
     let cancelled = state
         .service
         .store
@@ -195,9 +190,7 @@ async fn stop_escalation(
     resolve: bool,
 ) -> Result<Response, ApiError> {
     let tenant = state.keys.authenticate(&headers).await?;
-    let id: NotificationId = id
-        .parse()
-        .map_err(|_| ApiError::not_found("notification"))?;
+    let id = notification_id(&id)?;
     let body = read_json_body(&headers, body, 64 * 1024).await?;
     let actor: Actor = if body.is_empty() {
         Actor::default()
@@ -241,4 +234,9 @@ async fn stop_escalation(
         .await?
         .ok_or_else(|| ApiError::not_found("notification"))?;
     Ok(Json(view).into_response())
+}
+
+/// An id from the path. One that is not a UUID cannot exist: a 404 like any unknown id.
+fn notification_id(raw: &str) -> Result<NotificationId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("notification"))
 }
