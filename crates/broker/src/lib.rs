@@ -17,6 +17,8 @@ pub enum BrokerError {
     Nacked { routing_key: String },
     #[error("unknown stage `{0}`")]
     UnknownStage(String),
+    #[error("the broker did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

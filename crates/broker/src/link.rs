@@ -12,6 +12,8 @@ use crate::headers::Headers;
 use crate::topology::Topology;
 use crate::{BrokerError, Result};
 
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A lazily opened connection, with the topology declared once on each new connection.
 #[derive(Clone)]
 pub struct Broker {
@@ -89,7 +91,11 @@ impl Broker {
         }
         let properties =
             ConnectionProperties::default().with_connection_name(self.name.clone().into());
-        let connection = Connection::connect(&self.url, properties).await?;
+        // A broker that accepts the socket but never answers must not hold a worker forever.
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.url, properties))
+                .await
+                .map_err(|_| BrokerError::Timeout(CONNECT_TIMEOUT))??;
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel).await?;
         channel.close(200, "declared".into()).await?;
