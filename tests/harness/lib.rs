@@ -214,7 +214,11 @@ impl Stack {
                 key: String::new(),
                 webhook_secret: String::new(),
             },
-            client: reqwest::Client::new(),
+            // A bound on every request, so a stuck server fails the wait that polls it.
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
             database,
             env,
             retry_tiers: options.retry_tiers,

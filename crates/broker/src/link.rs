@@ -54,11 +54,14 @@ impl Broker {
         Ok(self.link().await?.publisher)
     }
 
-    pub async fn is_connected(&self) -> bool {
-        let guard = self.link.lock().await;
-        guard
-            .as_ref()
-            .is_some_and(|l| l.connection.status().connected())
+    /// Whether a connection is up now. Never waits: while one is being opened, it is not.
+    pub fn is_connected(&self) -> bool {
+        match self.link.try_lock() {
+            Ok(guard) => guard
+                .as_ref()
+                .is_some_and(|l| l.connection.status().connected()),
+            Err(_) => false,
+        }
     }
 
     /// Drops the connection so the next call opens a new one.

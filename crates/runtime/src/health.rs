@@ -38,7 +38,7 @@ impl Health {
 
     /// Readiness as JSON: the broker connected, the database answering, the consumer running.
     pub async fn readiness(&self) -> (bool, serde_json::Value) {
-        let broker = self.broker.is_connected().await;
+        let broker = self.broker.is_connected();
         let database = tokio::time::timeout(Duration::from_secs(1), self.store.ping())
             .await
             .is_ok_and(|r| r.is_ok());
