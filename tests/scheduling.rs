@@ -32,7 +32,7 @@ async fn delayed_work_fires_once_across_two_schedulers() {
     let mut ids = Vec::new();
     for i in 0..10 {
         let mut body = email_to(&format!("later{i}@example.com"), "L");
-        body["send_at"] = json!(in_seconds(1.5));
+        body["send_at"] = json!(in_seconds(5.0));
         let (status, accepted) = stack.send(&body).await;
         assert_eq!(status, 202, "{accepted}");
         assert_eq!(accepted["status"], "scheduled");
@@ -91,8 +91,8 @@ async fn a_scheduler_killed_while_releasing_leaves_nothing_behind() {
         ..Options::default()
     })
     .await;
-    const N: usize = 150;
-    let send_at = in_seconds(3.0);
+    const N: usize = 100;
+    let send_at = in_seconds(5.0);
     let items: Vec<Value> = (0..N)
         .map(|i| {
             let mut body = email_to(&format!("due{i}@example.com"), "D");
@@ -243,7 +243,7 @@ fn incident(tag: &str) -> Value {
         "metadata": {"severity": "P1", "service": "payments", "tag": tag},
         "escalation": {"levels": [
             {"level": 1, "delay_minutes": 0, "target_roles": ["developer", "devops"]},
-            {"level": 2, "delay_minutes": 0.05, "target_roles": ["manager"], "condition": "no_acknowledgment"}
+            {"level": 2, "delay_minutes": 0.15, "target_roles": ["manager"], "condition": "no_acknowledgment"}
         ]}
     })
 }
@@ -342,7 +342,7 @@ async fn an_escalation_reaches_the_manager_only_when_nobody_acknowledges() {
     // passed that moment, and the acknowledged level never sent.
     let mut sentinel = email_to("boss@example.com", "Mia");
     sentinel["content"] = json!("sentinel handled");
-    sentinel["send_at"] = json!(in_seconds(4.0));
+    sentinel["send_at"] = json!(in_seconds(10.0));
     stack.send(&sentinel).await;
     wait_until("the sentinel", DEADLINE, || async {
         let got = stack
@@ -430,7 +430,7 @@ async fn a_digest_of_many_events_in_the_same_second_is_one_message_holding_all_o
 async fn a_cancelled_notification_sends_nothing() {
     let stack = Stack::start().await;
     let mut body = email_to("never@example.com", "N");
-    body["send_at"] = json!(in_seconds(2.0));
+    body["send_at"] = json!(in_seconds(8.0));
     let (_, accepted) = stack.send(&body).await;
     let id = accepted["id"].as_str().unwrap().to_owned();
 
@@ -458,7 +458,7 @@ async fn a_cancelled_notification_sends_nothing() {
 
     let mut sentinel = email_to("never@example.com", "N");
     sentinel["content"] = json!("sentinel");
-    sentinel["send_at"] = json!(in_seconds(3.0));
+    sentinel["send_at"] = json!(in_seconds(9.0));
     stack.send(&sentinel).await;
     let mails = stack.smtp.wait_for_messages(1, DEADLINE).await.unwrap();
     assert_eq!(mails[0].text_body().as_deref(), Some("sentinel"));

@@ -26,7 +26,7 @@ pub use notify_testkit::webhook::{Response, WebhookReceiver};
 pub const ADMIN_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Long enough for a debug build on a busy two-core machine, short enough to fail clearly.
-pub const DEADLINE: Duration = Duration::from_secs(45);
+pub const DEADLINE: Duration = Duration::from_secs(90);
 
 /// The workers of the pipeline, by binary name.
 pub const WORKERS: [&str; 6] = [
@@ -266,12 +266,15 @@ impl Stack {
             Some(124),
             "notifyctl {args:?} did not finish in 30 s"
         );
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        // What it printed on success; everything, logs included, when it failed.
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            return (true, stdout);
+        }
+        (
+            false,
+            format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+        )
     }
 
     pub fn create_tenant(&self, name: &str) -> Tenant {

@@ -121,7 +121,9 @@ enum DlqCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env().context("invalid configuration")?;
-    notify_runtime::init_telemetry(&std::env::var("NOTIFY_LOG").unwrap_or_else(|_| "warn".into()));
+    notify_runtime::init_cli_telemetry(
+        &std::env::var("NOTIFY_LOG").unwrap_or_else(|_| "warn".into()),
+    );
     let store = || Store::connect_lazy(&config.database_url, 2).context("NOTIFY_DATABASE_URL");
     let broker = || {
         Broker::new(

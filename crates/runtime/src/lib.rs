@@ -14,7 +14,7 @@ pub use consume::{Context, HandleError, Handler, Incoming};
 pub use health::Health;
 pub use metrics::Metrics;
 pub use shutdown::Shutdown;
-pub use telemetry::{init_telemetry, traceparent_new};
+pub use telemetry::{init_cli_telemetry, init_telemetry, traceparent_new};
 
 use std::sync::Arc;
 

@@ -14,6 +14,18 @@ pub fn init_telemetry(filter: &str) {
         .try_init();
 }
 
+/// For command-line tools: the same JSON logs, on standard error, so that standard output
+/// carries only what the command prints.
+pub fn init_cli_telemetry(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// A new W3C `traceparent` for work that arrives without one.
 pub fn traceparent_new() -> String {
     let trace = uuid::Uuid::new_v4().simple().to_string();
