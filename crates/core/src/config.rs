@@ -39,6 +39,10 @@ pub struct Config {
     pub max_batch_bytes: usize,
     pub provider_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// Consecutive failures of a provider that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before it lets a probe through.
+    pub breaker_cooldown: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +159,8 @@ impl Config {
             max_batch_bytes: number("NOTIFY_MAX_BATCH_BYTES", 16 << 20, 1024, 256 << 20)?,
             provider_timeout: duration("NOTIFY_PROVIDER_TIMEOUT", "10s")?,
             shutdown_timeout: duration("NOTIFY_SHUTDOWN_TIMEOUT", "25s")?,
+            breaker_failures: number("NOTIFY_BREAKER_FAILURES", 5, 1, 10_000)? as u32,
+            breaker_cooldown: duration("NOTIFY_BREAKER_COOLDOWN", "30s")?,
         })
     }
 

@@ -15,7 +15,8 @@ pub use config::{Config, ConfigError, QueueType};
 pub use email::EmailAddress;
 pub use ids::{DeliveryId, NotificationId, TenantId};
 pub use notification::{
-    ChannelSpec, EmailOptions, NotificationRequest, Priority, Recipient, WebhookOptions,
+    ActionLink, ChannelSpec, EmailOptions, NotificationRequest, Priority, PushOptions, Recipient,
+    SlackOptions, SmsOptions, TeamsOptions, WebhookOptions,
 };
 pub use status::DeliveryStatus;
 pub use validation::ValidationError;

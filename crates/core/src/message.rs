@@ -20,6 +20,10 @@ pub struct EnrichMessage {
     pub schema: u32,
     pub tenant_id: TenantId,
     pub notification_id: NotificationId,
+    /// A delivery that ended without success: fan out its recipient's next failover channel
+    /// instead of the whole notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_from: Option<DeliveryId>,
 }
 
 /// `enrich` → `render`: deliveries of one channel waiting to be rendered.
@@ -38,6 +42,9 @@ pub struct RenderChunk {
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// The failover channels still to try for a delivery of this chunk that fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<Channel>,
     pub deliveries: Vec<RenderItem>,
 }
 
@@ -54,6 +61,9 @@ pub struct DeliverChunk {
     pub tenant_id: TenantId,
     pub notification_id: NotificationId,
     pub spec: ChannelSpec,
+    /// The failover channels still to try for a delivery of this chunk that fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<Channel>,
     pub deliveries: Vec<DeliverItem>,
 }
 
@@ -69,6 +79,7 @@ impl DeliverChunk {
             tenant_id: self.tenant_id,
             notification_id: self.notification_id,
             spec: self.spec.clone(),
+            failover: self.failover.clone(),
             deliveries,
         }
     }
@@ -92,6 +103,29 @@ pub enum Payload {
         subject: String,
         html: String,
         text: String,
+    },
+    /// Plain text; the SMS worker measures it in segments and applies the channel's limits.
+    Sms {
+        text: String,
+    },
+    /// Slack mrkdwn source; the Slack worker escapes it and builds the blocks.
+    Slack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        text: String,
+        /// The member to mention at the start, when the channel asks for mentions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mention: Option<String>,
+    },
+    Teams {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        text: String,
+    },
+    Push {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        body: String,
     },
     Webhook {
         body: Value,

@@ -57,7 +57,7 @@ impl WebhookProvider {
 impl Provider for WebhookProvider {
     type Error = WebhookError;
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "http"
     }
 

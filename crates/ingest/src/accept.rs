@@ -53,6 +53,7 @@ impl Accepter {
                     schema: SCHEMA,
                     tenant_id: tenant,
                     notification_id: i.id,
+                    failover_from: None,
                 };
                 (
                     i.id,

@@ -4,6 +4,7 @@
 mod keys;
 mod notifications;
 mod profiles;
+mod push_tokens;
 mod templates;
 
 use std::time::Duration;
@@ -13,8 +14,8 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use keys::ApiKey;
 pub use notifications::{
-    ClaimedDelivery, DeliveryView, Inserted, NewDelivery, NotificationView, Outcome,
-    StoredNotification,
+    ClaimedDelivery, DeliveryOrigin, DeliveryView, Inserted, NewDelivery, NotificationView,
+    Outcome, StoredNotification,
 };
 pub use templates::Template;
 
