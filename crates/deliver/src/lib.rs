@@ -9,8 +9,10 @@
 //! provider and nothing more.
 
 mod breaker;
+mod settings;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
+pub use settings::{Secret, parse_retry_after, provider_list};
 
 use std::collections::HashMap;
 use std::future::Future;
