@@ -29,7 +29,7 @@ pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Long enough for a debug build on a busy two-core machine, short enough to fail clearly.
 pub const DEADLINE: Duration = Duration::from_secs(45);
 
-/// The workers of the pipeline, by binary name.
+/// The workers a stack starts unless a test asks for others, by binary name.
 pub const WORKERS: [&str; 5] = [
     "notify-ingest",
     "notify-enrich",
@@ -38,12 +38,24 @@ pub const WORKERS: [&str; 5] = [
     "notify-deliver-webhook",
 ];
 
+/// The delivery workers of the other channels, started only by the tests that use them.
+pub const CHANNEL_WORKERS: [&str; 4] = [
+    "notify-deliver-sms",
+    "notify-deliver-slack",
+    "notify-deliver-teams",
+    "notify-deliver-push",
+];
+
 /// How a test wants its stack.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub retry_tiers: &'static str,
     pub chunk_size: usize,
     pub queue_type: &'static str,
+    /// The workers to start; [`WORKERS`] unless a test needs other channels.
+    pub workers: Vec<&'static str>,
+    /// More `NOTIFY_*` variables for every worker: provider lists, breaker settings.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -52,7 +64,22 @@ impl Default for Options {
             retry_tiers: "200ms,400ms,800ms",
             chunk_size: 100,
             queue_type: "quorum",
+            workers: WORKERS.to_vec(),
+            env: Vec::new(),
         }
+    }
+}
+
+impl Options {
+    /// The pipeline's workers and these channel workers.
+    pub fn with_workers(mut self, workers: &[&'static str]) -> Options {
+        self.workers.extend_from_slice(workers);
+        self
+    }
+
+    pub fn with_env(mut self, name: &str, value: impl Into<String>) -> Options {
+        self.env.push((name.to_owned(), value.into()));
+        self
     }
 }
 
@@ -77,6 +104,7 @@ pub struct Stack {
     env: Vec<(String, String)>,
     metrics_ports: HashMap<&'static str, u16>,
     workers: Mutex<HashMap<&'static str, Child>>,
+    started: Vec<&'static str>,
     logs: PathBuf,
 }
 
@@ -95,7 +123,11 @@ pub fn bin_dir() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target/<profile>")
         .to_path_buf();
-    for bin in WORKERS.iter().chain(["notifyctl"].iter()) {
+    for bin in WORKERS
+        .iter()
+        .chain(CHANNEL_WORKERS.iter())
+        .chain(["notifyctl"].iter())
+    {
         assert!(
             dir.join(bin).exists(),
             "{bin} is not built in {}: run `cargo build --workspace --bins` first (`cargo xtask test` does)",
@@ -152,8 +184,8 @@ impl Stack {
         let webhook = WebhookReceiver::start().await.expect("webhook receiver");
         let http_port = free_port();
         let metrics_ports: HashMap<&'static str, u16> =
-            WORKERS.iter().map(|w| (*w, free_port())).collect();
-        let env = vec![
+            options.workers.iter().map(|w| (*w, free_port())).collect();
+        let mut env = vec![
             ("NOTIFY_DATABASE_URL".to_owned(), database_url.clone()),
             ("NOTIFY_AMQP_URL".to_owned(), AMQP_URL.to_owned()),
             ("NOTIFY_PREFIX".to_owned(), prefix.clone()),
@@ -180,6 +212,7 @@ impl Stack {
                 std::env::var("NOTIFY_TEST_LOG").unwrap_or_else(|_| "info".into()),
             ),
         ];
+        env.extend(options.env.iter().cloned());
         let logs = bin_dir().join("e2e-logs").join(&prefix);
         std::fs::create_dir_all(&logs).expect("log directory");
 
@@ -205,15 +238,16 @@ impl Stack {
             env,
             metrics_ports,
             workers: Mutex::new(HashMap::new()),
+            started: options.workers.clone(),
             logs,
         };
         let out = stack.notifyctl(&["migrate"]);
         assert!(out.contains("migrations applied"), "{out}");
         stack.tenant = stack.create_tenant("acme");
-        for worker in WORKERS {
+        for worker in stack.started.clone() {
             stack.start_worker(worker);
         }
-        for worker in WORKERS {
+        for worker in stack.started.clone() {
             stack.wait_ready(worker).await;
         }
         stack
@@ -494,7 +528,7 @@ impl Stack {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            for worker in WORKERS {
+            for worker in &self.started {
                 let log = std::fs::read_to_string(self.logs.join(format!("{worker}.log")))
                     .unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
