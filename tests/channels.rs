@@ -671,3 +671,97 @@ async fn an_incident_alert_reaches_three_people_on_call_on_sms_email_slack_and_p
         assert_eq!(body, line.as_str());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sends_through_its_own_provider_whose_credentials_are_sealed_and_never_shown() {
+    let installation = TwilioMock::start("AC0123456789abcdef0123456789abcdef", "house-token")
+        .await
+        .unwrap();
+    let own = TwilioMock::start("ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "acme-secret-token")
+        .await
+        .unwrap();
+    let stack = Stack::start_with(
+        Options::default()
+            .with_workers(&[SMS])
+            .with_env(
+                "NOTIFY_SMS_PROVIDERS",
+                json!([twilio_entry("twilio", &installation)]).to_string(),
+            )
+            .with_env(
+                "NOTIFY_CREDENTIALS_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
+    )
+    .await;
+    let url = format!("{}/v1/providers/sms", stack.http);
+    let list = json!({"providers": [{
+        "name": "acme-twilio",
+        "settings": {"base_url": own.url(), "account_sid": own.account_sid, "from": "+15005550001"},
+        "credentials": {"auth_token": own.auth_token},
+    }]});
+
+    // Configured through the API; the answer, a read and the stored row never hold the token.
+    let response = stack
+        .client
+        .put(&url)
+        .bearer_auth(&stack.tenant.key)
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("acme-twilio") && !text.contains("acme-secret-token"),
+        "{text}"
+    );
+    let (status, shown) = stack.get("/v1/providers/sms", &stack.tenant.key).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["providers"][0]["name"], "acme-twilio");
+    assert!(!shown.to_string().contains("acme-secret-token"));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM tenant_providers")
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+    assert!(
+        !stored.windows(17).any(|w| w == b"acme-secret-token"),
+        "sealed at rest"
+    );
+    let listed = stack.notifyctl(&["provider", "list", "sms", "--tenant", &stack.tenant.id]);
+    assert!(
+        listed.contains("acme-twilio") && !listed.contains("acme-secret-token"),
+        "{listed}"
+    );
+
+    // The tenant's SMS goes through its own account; another tenant's through the house one.
+    let id = send(&stack, &sms_to("+49176123456789", "Hi", json!({}))).await;
+    let delivery = only_delivery(&stack, &id).await;
+    assert_eq!(
+        (delivery["status"].as_str(), delivery["provider"].as_str()),
+        (Some("delivered"), Some("acme-twilio"))
+    );
+    assert_eq!(own.messages()[0].from, "+15005550001");
+    assert!(installation.requests().is_empty());
+    let other = stack.create_tenant("globex");
+    let (status, accepted) = stack
+        .post(
+            "/v1/notifications",
+            &other.key,
+            &sms_to("+49176123456780", "Hi", json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    installation.wait_for_accepted(1, DEADLINE).await.unwrap();
+    assert_eq!(own.requests().len(), 1);
+
+    // Channels without credentials take no tenant providers.
+    let response = stack
+        .client
+        .put(format!("{}/v1/providers/teams", stack.http))
+        .bearer_auth(&stack.tenant.key)
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+}

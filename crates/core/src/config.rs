@@ -43,6 +43,8 @@ pub struct Config {
     pub breaker_failures: u32,
     /// How long an open breaker waits before it lets a probe through.
     pub breaker_cooldown: Duration,
+    /// The key that seals tenants' provider credentials at rest (32 bytes, base64).
+    pub credentials_key: Option<crate::Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +163,9 @@ impl Config {
             shutdown_timeout: duration("NOTIFY_SHUTDOWN_TIMEOUT", "25s")?,
             breaker_failures: number("NOTIFY_BREAKER_FAILURES", 5, 1, 10_000)? as u32,
             breaker_cooldown: duration("NOTIFY_BREAKER_COOLDOWN", "30s")?,
+            credentials_key: lookup("NOTIFY_CREDENTIALS_KEY")
+                .filter(|k| !k.trim().is_empty())
+                .map(crate::Secret::new),
         })
     }
 

@@ -7,6 +7,7 @@ pub mod email;
 pub mod ids;
 pub mod message;
 pub mod notification;
+pub mod secret;
 pub mod status;
 pub mod validation;
 
@@ -18,5 +19,6 @@ pub use notification::{
     ActionLink, ChannelSpec, EmailOptions, NotificationRequest, Priority, PushOptions, Recipient,
     SlackOptions, SmsOptions, TeamsOptions, WebhookOptions,
 };
+pub use secret::Secret;
 pub use status::DeliveryStatus;
 pub use validation::ValidationError;

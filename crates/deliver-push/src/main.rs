@@ -13,6 +13,7 @@ use notify_broker::Stage;
 use notify_core::Channel;
 use notify_deliver::{BreakerConfig, DeliverStage};
 use notify_runtime::Service;
+use notify_store::CredentialKey;
 
 const METRICS_PORT: u16 = 9108;
 
@@ -24,11 +25,16 @@ async fn main() -> anyhow::Result<()> {
     if providers.is_empty() {
         tracing::warn!("NOTIFY_PUSH_PROVIDERS names no provider; every push will fail");
     }
-    let stage = DeliverStage::new(
-        Channel::Push,
-        providers,
-        BreakerConfig::from_config(&service.config),
-        config.concurrency,
-    );
+    let breaker = BreakerConfig::from_config(&service.config);
+    let timeout = config.timeout;
+    let stage = DeliverStage::new(Channel::Push, providers, breaker, config.concurrency)
+        .with_tenant_providers(
+            CredentialKey::from_config(&service.config)?,
+            breaker,
+            Box::new(move |entry| {
+                let account: config::PushAccount = serde_json::from_value(entry.clone())?;
+                provider::PushProvider::new(&account, timeout)
+            }),
+        );
     service.consume(Stage::Deliver(Channel::Push), stage).await
 }

@@ -10,6 +10,7 @@ use notify_broker::Stage;
 use notify_core::Channel;
 use notify_deliver::{BreakerConfig, DeliverStage};
 use notify_runtime::Service;
+use notify_store::CredentialKey;
 
 const METRICS_PORT: u16 = 9106;
 
@@ -21,11 +22,16 @@ async fn main() -> anyhow::Result<()> {
     if providers.is_empty() {
         tracing::warn!("NOTIFY_SLACK_PROVIDERS names no provider; every Slack message will fail");
     }
-    let stage = DeliverStage::new(
-        Channel::Slack,
-        providers,
-        BreakerConfig::from_config(&service.config),
-        config.concurrency,
-    );
+    let breaker = BreakerConfig::from_config(&service.config);
+    let timeout = config.timeout;
+    let stage = DeliverStage::new(Channel::Slack, providers, breaker, config.concurrency)
+        .with_tenant_providers(
+            CredentialKey::from_config(&service.config)?,
+            breaker,
+            Box::new(move |entry| {
+                let account: config::SlackApp = serde_json::from_value(entry.clone())?;
+                provider::SlackProvider::new(&account, timeout)
+            }),
+        );
     service.consume(Stage::Deliver(Channel::Slack), stage).await
 }

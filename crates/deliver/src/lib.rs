@@ -16,6 +16,7 @@ pub use settings::{Secret, parse_retry_after, provider_list};
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -26,9 +27,9 @@ use notify_broker::{Headers, Outgoing, Stage};
 use notify_core::message::{
     DeliverChunk, DeliverItem, DeliveryEvent, EnrichMessage, EventItem, SCHEMA, check_schema,
 };
-use notify_core::{Channel, DeliveryStatus};
+use notify_core::{Channel, DeliveryStatus, TenantId};
 use notify_runtime::{Context, HandleError, Handler, Incoming};
-use notify_store::Outcome;
+use notify_store::{CredentialKey, Outcome, TenantProvider};
 
 /// A provider's answer for one delivery.
 #[derive(Debug, Default)]
@@ -74,10 +75,35 @@ struct Route<P> {
     breaker: Breaker,
 }
 
+type Routes<P> = Arc<Vec<Route<P>>>;
+
+/// Builds a provider from a tenant's entry: its settings and opened credentials as one JSON
+/// object, shaped like an entry of the channel's `NOTIFY_<CHANNEL>_PROVIDERS`.
+pub type BuildProvider<P> = Box<dyn Fn(&serde_json::Value) -> anyhow::Result<P> + Send + Sync>;
+
+/// How long a tenant's provider list is used before it is read again.
+const TENANT_PROVIDERS_TTL: Duration = Duration::from_secs(30);
+
+/// The providers tenants configured for themselves, built once and kept with their breakers
+/// for as long as the stored list does not change.
+struct TenantRoutes<P> {
+    build: BuildProvider<P>,
+    key: Option<CredentialKey>,
+    breaker: BreakerConfig,
+    cache: Mutex<HashMap<TenantId, CachedRoutes<P>>>,
+}
+
+struct CachedRoutes<P> {
+    loaded: Instant,
+    versions: Vec<(String, chrono::DateTime<chrono::Utc>)>,
+    routes: Routes<P>,
+}
+
 /// The deliver stage of one channel.
 pub struct DeliverStage<P> {
     channel: Channel,
-    routes: Vec<Route<P>>,
+    routes: Routes<P>,
+    tenants: Option<TenantRoutes<P>>,
     concurrency: usize,
 }
 
@@ -91,16 +117,100 @@ impl<P: Provider> DeliverStage<P> {
     ) -> DeliverStage<P> {
         DeliverStage {
             channel,
-            routes: providers
-                .into_iter()
-                .map(|provider| Route {
-                    provider,
-                    breaker: Breaker::new(breaker),
-                })
-                .collect(),
+            routes: Arc::new(routes(providers, breaker)),
+            tenants: None,
             concurrency: concurrency.max(1),
         }
     }
+
+    /// Lets tenants configure their own providers of this channel, which are then tried
+    /// instead of the installation's. `key` opens their sealed credentials.
+    pub fn with_tenant_providers(
+        mut self,
+        key: Option<CredentialKey>,
+        breaker: BreakerConfig,
+        build: BuildProvider<P>,
+    ) -> DeliverStage<P> {
+        self.tenants = Some(TenantRoutes {
+            build,
+            key,
+            breaker,
+            cache: Mutex::new(HashMap::new()),
+        });
+        self
+    }
+
+    /// The providers for a tenant's deliveries: its own if it has any, else the
+    /// installation's.
+    async fn routes_for(&self, ctx: &Context, tenant: TenantId) -> Result<Routes<P>, HandleError> {
+        let Some(tenants) = &self.tenants else {
+            return Ok(self.routes.clone());
+        };
+        if let Some(cached) = tenants.cache.lock().expect("route cache").get(&tenant)
+            && cached.loaded.elapsed() < TENANT_PROVIDERS_TTL
+        {
+            return Ok(cached.routes.clone());
+        }
+        let stored = ctx
+            .store
+            .tenant_providers(tenant, self.channel.as_str(), tenants.key.as_ref())
+            .await?;
+        let versions: Vec<_> = stored
+            .iter()
+            .map(|p| (p.name.clone(), p.updated_at))
+            .collect();
+        let mut cache = tenants.cache.lock().expect("route cache");
+        if let Some(cached) = cache.get_mut(&tenant)
+            && cached.versions == versions
+        {
+            cached.loaded = Instant::now();
+            return Ok(cached.routes.clone());
+        }
+        let routes = if stored.is_empty() {
+            self.routes.clone()
+        } else {
+            Arc::new(routes(build_all(tenants, &stored)?, tenants.breaker))
+        };
+        cache.insert(
+            tenant,
+            CachedRoutes {
+                loaded: Instant::now(),
+                versions,
+                routes: routes.clone(),
+            },
+        );
+        Ok(routes)
+    }
+}
+
+fn routes<P>(providers: Vec<P>, breaker: BreakerConfig) -> Vec<Route<P>> {
+    providers
+        .into_iter()
+        .map(|provider| Route {
+            provider,
+            breaker: Breaker::new(breaker),
+        })
+        .collect()
+}
+
+/// A tenant's providers, built; one that does not build parks the chunk with the reason, for
+/// the tenant to fix and an operator to replay.
+fn build_all<P>(
+    tenants: &TenantRoutes<P>,
+    stored: &[TenantProvider],
+) -> Result<Vec<P>, HandleError> {
+    stored
+        .iter()
+        .map(|p| {
+            (tenants.build)(&p.entry).map_err(|e| {
+                HandleError::Malformed(format!(
+                    "the tenant's provider `{}` is misconfigured: {}",
+                    p.name,
+                    settings::redact(&e.to_string())
+                ))
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug)]
@@ -141,9 +251,11 @@ impl<P: Provider> Handler for DeliverStage<P> {
         );
         let channel = self.channel.as_str();
 
+        let routes = self.routes_for(ctx, chunk.tenant_id).await?;
+
         // Claim before sending: what is final, or held by another message, is skipped.
         let ids: Vec<_> = chunk.deliveries.iter().map(|d| d.delivery_id).collect();
-        let first = self.routes.first().map_or(channel, |r| r.provider.name());
+        let first = routes.first().map_or(channel, |r| r.provider.name());
         let claimed = ctx
             .store
             .claim(chunk.tenant_id, &ids, message.message_id, first)
@@ -168,14 +280,20 @@ impl<P: Provider> Handler for DeliverStage<P> {
 
         let timeout = ctx.config.provider_timeout;
         let chunk_ref = &chunk;
+        let routes_ref = routes.as_slice();
         // The futures are built in a plain loop: a closure in the stream combinator would make
         // the handler's future fail the `Send` check over its borrowed items.
         let mut sends = Vec::with_capacity(items.len());
         for item in items {
             let span = tracing::info_span!("delivery", delivery_id = %item.delivery_id, channel);
             sends.push(
-                async move { (item, self.send_one(ctx, chunk_ref, item, timeout).await) }
-                    .instrument(span),
+                async move {
+                    let attempted = self
+                        .send_one(ctx, routes_ref, chunk_ref, item, timeout)
+                        .await;
+                    (item, attempted)
+                }
+                .instrument(span),
             );
         }
         let results: Vec<(&DeliverItem, Attempted)> = stream::iter(sends)
@@ -300,13 +418,14 @@ impl<P: Provider> DeliverStage<P> {
     async fn send_one(
         &self,
         ctx: &Context,
+        routes: &[Route<P>],
         chunk: &DeliverChunk,
         item: &DeliverItem,
         timeout: Duration,
     ) -> Attempted {
         let channel = self.channel.as_str();
         let mut last: Option<(String, String)> = None;
-        for route in self.routes.iter().filter(|r| r.provider.accepts(item)) {
+        for route in routes.iter().filter(|r| r.provider.accepts(item)) {
             let name = route.provider.name();
             let count = |outcome: &str| {
                 ctx.metrics

@@ -1,40 +1,13 @@
 //! What the channel workers read from their environment in the same way: an ordered list of
 //! providers as JSON, credentials that never show in logs, and `Retry-After` values.
 
-use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use notify_core::ConfigError;
 
-/// A credential. Its `Debug` and `Display` never show it; only [`Secret::expose`] does.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use notify_core::Secret;
 
 /// The providers named in `variable`, a JSON array, in the order they are tried. An unset
 /// variable is an empty list.
@@ -59,16 +32,17 @@ pub fn provider_list<T: DeserializeOwned>(
 
 fn redacted(e: &serde_json::Error) -> String {
     match e.classify() {
-        serde_json::error::Category::Data => {
-            let text = e.to_string();
-            // serde names an unexpected value in backticks after "invalid value:"; keep the
-            // kind of mistake, drop the value.
-            match text.split_once(": ") {
-                Some((kind, _)) if kind.starts_with("invalid") => kind.to_owned(),
-                _ => text,
-            }
-        }
+        serde_json::error::Category::Data => redact(&e.to_string()),
         _ => e.to_string(),
+    }
+}
+
+/// A serde error message without the value it complains about: serde names an unexpected
+/// value after "invalid type:" or "invalid value:", which may be a credential.
+pub(crate) fn redact(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((kind, _)) if kind.starts_with("invalid") => kind.to_owned(),
+        _ => message.to_owned(),
     }
 }
 
@@ -86,6 +60,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]
