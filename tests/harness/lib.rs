@@ -233,7 +233,11 @@ impl Stack {
                 key: String::new(),
                 webhook_secret: String::new(),
             },
-            client: reqwest::Client::new(),
+            // A stuck request fails the test at the deadline instead of hanging it.
+            client: reqwest::Client::builder()
+                .timeout(DEADLINE)
+                .build()
+                .expect("HTTP client"),
             database,
             env,
             metrics_ports,

@@ -141,6 +141,8 @@ impl Recipient {
             Channel::Email => self.email.as_ref().map(|e| e.to_string()),
             Channel::Sms => self.phone.clone(),
             Channel::Slack => self.slack_id.clone(),
+            // FIXME: only the first live token is sent to; a recipient's other devices get the
+            // notification only once the tokens before them are marked dead.
             Channel::Push => self.push_tokens.first().cloned(),
             Channel::Teams | Channel::Webhook => None,
         }

@@ -59,6 +59,9 @@ enum Inner {
     HalfOpen,
 }
 
+// FIXME: a breaker lives in one worker process, so each replica learns on its own that a
+// provider is down; a provider failing for everyone costs every replica its own run of
+// failures before it is skipped.
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,

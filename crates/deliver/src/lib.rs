@@ -23,9 +23,8 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use tracing::Instrument;
 
-use notify_broker::{Headers, Outgoing, Stage};
 use notify_core::message::{
-    DeliverChunk, DeliverItem, DeliveryEvent, EnrichMessage, EventItem, SCHEMA, check_schema,
+    DeliverChunk, DeliverItem, DeliveryEvent, EventItem, SCHEMA, check_schema,
 };
 use notify_core::{Channel, DeliveryStatus, TenantId};
 use notify_runtime::{Context, HandleError, Handler, Incoming};
@@ -384,8 +383,21 @@ impl<P: Provider> Handler for DeliverStage<P> {
                 .collect()
         };
         if !chunk.failover.is_empty() {
-            let ended: Vec<&EventItem> = failed.iter().chain(dead.iter()).collect();
-            self.fail_over(ctx, message, &chunk, &ended).await?;
+            let ended: Vec<_> = failed
+                .iter()
+                .chain(dead.iter())
+                .map(|e| e.delivery_id)
+                .collect();
+            ctx.fail_over(
+                chunk.tenant_id,
+                chunk.notification_id,
+                &ended,
+                &message.traceparent,
+            )
+            .await?;
+            if !ended.is_empty() {
+                tracing::info!(deliveries = ended.len(), next = %chunk.failover[0], "failing over to the next channel");
+            }
         }
         let event = |event: &str, deliveries: Vec<EventItem>| DeliveryEvent {
             schema: SCHEMA,
@@ -513,51 +525,6 @@ impl<P: Provider> DeliverStage<P> {
                 error: format!("no {channel} provider is configured for this address"),
             },
         }
-    }
-
-    /// Asks enrich to fan out the next failover channel for each delivery that ended without
-    /// success; confirmed before the message is acked.
-    async fn fail_over(
-        &self,
-        ctx: &Context,
-        message: &Incoming,
-        chunk: &DeliverChunk,
-        ended: &[&EventItem],
-    ) -> Result<(), HandleError> {
-        if ended.is_empty() {
-            return Ok(());
-        }
-        let bodies: Vec<Vec<u8>> = ended
-            .iter()
-            .map(|e| {
-                let next = EnrichMessage {
-                    schema: SCHEMA,
-                    tenant_id: chunk.tenant_id,
-                    notification_id: chunk.notification_id,
-                    failover_from: Some(e.delivery_id),
-                };
-                serde_json::to_vec(&next).expect("a message serializes")
-            })
-            .collect();
-        let queue = ctx.topology().stage_queue(Stage::Enrich);
-        let headers = Headers::new(Some(chunk.tenant_id), Some(message.traceparent.clone()));
-        let outgoing: Vec<Outgoing<'_>> = bodies
-            .iter()
-            .map(|body| Outgoing {
-                exchange: "",
-                routing_key: &queue,
-                body,
-                headers: &headers,
-            })
-            .collect();
-        ctx.publisher.send_all(&outgoing).await?;
-        ctx.count_published(Stage::Enrich, outgoing.len());
-        tracing::info!(
-            deliveries = ended.len(),
-            next = %chunk.failover[0],
-            "failing over to the next channel"
-        );
-        Ok(())
     }
 }
 

@@ -119,6 +119,8 @@ async fn fail_over(
         return Ok(());
     }
 
+    // FIXME: between the failed delivery being recorded and this row being written, every
+    // delivery of the notification can be final, so its status reads `completed` for a moment.
     let rows: Vec<NewDelivery> = planned.iter().map(|p| p.row.clone()).collect();
     ctx.store.fan_out(n.tenant_id, n.id, &rows).await?;
     // A redelivered failover finds its rows made before and sends on only what is pending.

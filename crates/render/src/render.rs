@@ -69,6 +69,16 @@ impl Handler for RenderStage {
                     .await?;
             }
             tracing::warn!(failed = failed.len(), error = %failed[0].1, "deliveries could not be rendered");
+            if !chunk.failover.is_empty() {
+                let ids: Vec<_> = failed.iter().map(|(i, _)| i.delivery_id).collect();
+                ctx.fail_over(
+                    chunk.tenant_id,
+                    chunk.notification_id,
+                    &ids,
+                    &message.traceparent,
+                )
+                .await?;
+            }
         }
         if !rendered.is_empty() {
             let out = DeliverChunk {

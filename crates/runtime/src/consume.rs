@@ -230,6 +230,46 @@ impl Context {
         self.publisher.send_all(&outgoing).await
     }
 
+    /// Asks enrich to fan out the next failover channel for each of these deliveries, which
+    /// ended without success; confirmed before the caller acks its message.
+    pub async fn fail_over(
+        &self,
+        tenant: TenantId,
+        notification: notify_core::NotificationId,
+        deliveries: &[notify_core::DeliveryId],
+        traceparent: &str,
+    ) -> Result<(), notify_broker::BrokerError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let bodies: Vec<Vec<u8>> = deliveries
+            .iter()
+            .map(|id| {
+                let next = notify_core::message::EnrichMessage {
+                    schema: notify_core::message::SCHEMA,
+                    tenant_id: tenant,
+                    notification_id: notification,
+                    failover_from: Some(*id),
+                };
+                serde_json::to_vec(&next).expect("a message serializes")
+            })
+            .collect();
+        let queue = self.topology.stage_queue(Stage::Enrich);
+        let headers = Headers::new(Some(tenant), Some(traceparent.to_owned()));
+        let outgoing: Vec<notify_broker::Outgoing<'_>> = bodies
+            .iter()
+            .map(|body| notify_broker::Outgoing {
+                exchange: "",
+                routing_key: &queue,
+                body,
+                headers: &headers,
+            })
+            .collect();
+        self.publisher.send_all(&outgoing).await?;
+        self.count_published(Stage::Enrich, outgoing.len());
+        Ok(())
+    }
+
     /// Counts a message published to another stage.
     pub fn count_published(&self, stage: Stage, n: usize) {
         self.metrics

@@ -24,6 +24,8 @@ pub enum CredentialError {
 }
 
 /// The key that seals and opens credentials. Its `Debug` shows nothing of it.
+// FIXME: there is one key and no key id in the sealed value, so the key cannot be rotated
+// without setting every tenant's providers again.
 #[derive(Clone)]
 pub struct CredentialKey {
     cipher: ChaCha20Poly1305,

@@ -39,6 +39,9 @@ pub async fn put(
     let tenant = state.keys.authenticate(&headers).await?;
     let channel = provider_channel(&channel)?;
     let body = read_json_body(&headers, body, state.service.config.max_body_bytes).await?;
+    // FIXME: the entries are checked for shape here, but against the channel's provider
+    // fields only when a worker builds them; a wrong field parks that tenant's chunks with
+    // the reason until the list is fixed and the chunks replayed.
     let providers = parse_provider_list(&body)?;
     let key = credential_key(&state)?;
     state
