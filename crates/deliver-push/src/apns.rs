@@ -42,6 +42,8 @@ impl ApnsClient {
             .map_err(|e| anyhow::anyhow!("APNs provider `{}`: {e}", account.name))?;
         // APNs speaks only HTTP/2: over TLS it is chosen by ALPN, and a plain `http://` base
         // (a local test server) gets HTTP/2 with prior knowledge.
+        // FIXME: only h2c against the local mock is tested; HTTP/2 over TLS to Apple's servers
+        // has not been exercised.
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .http2_prior_knowledge()

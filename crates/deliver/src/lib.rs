@@ -72,6 +72,9 @@ pub trait Provider: Send + Sync + 'static {
 struct Route<P> {
     provider: P,
     breaker: Breaker,
+    /// The `provider` label of its metrics: the name of an installation's provider, and
+    /// `tenant` for tenants' own, whose names are theirs to choose and would be unbounded.
+    label: String,
 }
 
 type Routes<P> = Arc<Vec<Route<P>>>;
@@ -116,7 +119,7 @@ impl<P: Provider> DeliverStage<P> {
     ) -> DeliverStage<P> {
         DeliverStage {
             channel,
-            routes: Arc::new(routes(providers, breaker)),
+            routes: Arc::new(routes(providers, breaker, false)),
             tenants: None,
             concurrency: concurrency.max(1),
         }
@@ -168,7 +171,7 @@ impl<P: Provider> DeliverStage<P> {
         let routes = if stored.is_empty() {
             self.routes.clone()
         } else {
-            Arc::new(routes(build_all(tenants, &stored)?, tenants.breaker))
+            Arc::new(routes(build_all(tenants, &stored)?, tenants.breaker, true))
         };
         cache.insert(
             tenant,
@@ -182,10 +185,15 @@ impl<P: Provider> DeliverStage<P> {
     }
 }
 
-fn routes<P>(providers: Vec<P>, breaker: BreakerConfig) -> Vec<Route<P>> {
+fn routes<P: Provider>(providers: Vec<P>, breaker: BreakerConfig, tenant: bool) -> Vec<Route<P>> {
     providers
         .into_iter()
         .map(|provider| Route {
+            label: if tenant {
+                "tenant".to_owned()
+            } else {
+                provider.name().to_owned()
+            },
             provider,
             breaker: Breaker::new(breaker),
         })
@@ -439,10 +447,11 @@ impl<P: Provider> DeliverStage<P> {
         let mut last: Option<(String, String)> = None;
         for route in routes.iter().filter(|r| r.provider.accepts(item)) {
             let name = route.provider.name();
+            let label = route.label.as_str();
             let count = |outcome: &str| {
                 ctx.metrics
                     .provider_sends
-                    .with_label_values(&[channel, name, outcome])
+                    .with_label_values(&[channel, label, outcome])
                     .inc();
             };
             if !route.breaker.allow(Instant::now()) {
@@ -509,7 +518,7 @@ impl<P: Provider> DeliverStage<P> {
             };
             ctx.metrics
                 .breaker_state
-                .with_label_values(&[channel, name])
+                .with_label_values(&[channel, label])
                 .set(route.breaker.state().gauge());
             if let Some(attempted) = attempted {
                 return attempted;

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
+use futures_util::StreamExt;
 
 use notify_runtime::{Service, health_routes, traceparent_new};
 
@@ -113,12 +114,33 @@ pub async fn read_json_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let mut stream = body.into_data_stream();
     if declared.is_some_and(|n| n > limit) {
+        drain(&mut stream, limit).await;
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| too_large())?;
+        if bytes.len() + chunk.len() > limit {
+            drain(&mut stream, limit).await;
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Reads and drops up to four times `limit` more of a refused body, so that a client still
+/// sending it reads the refusal instead of a connection reset; a larger body is cut off.
+async fn drain(stream: &mut axum::body::BodyDataStream, limit: usize) {
+    let mut dropped = 0;
+    while dropped <= limit.saturating_mul(4) {
+        match stream.next().await {
+            Some(Ok(chunk)) => dropped += chunk.len(),
+            _ => break,
+        }
+    }
 }
 
 /// The caller's `traceparent`, if it is well formed, or a new one.
