@@ -222,7 +222,10 @@ async fn quiet_hours_hold_a_normal_notification_and_let_a_critical_one_through()
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["cancelled"]["deliveries"], 1, "{body}");
-    let view = stack.wait_completed(id).await;
+    let (_, view) = stack
+        .get(&format!("/v1/notifications/{id}"), &stack.tenant.key)
+        .await;
+    assert_eq!(view["status"], "cancelled", "{view}");
     assert_eq!(view["deliveries"][0]["status"], "suppressed");
     assert_eq!(view["deliveries"][0]["last_error"], "cancelled");
     assert_eq!(timers(&stack, "cancelled").await, 1);

@@ -44,6 +44,13 @@ pub const SECOND_SCHEDULER: &str = "notify-scheduler#2";
 fn binary_of(worker: &str) -> &str {
     worker.split('#').next().unwrap_or(worker)
 }
+/// The delivery workers of the other channels, started only by the tests that use them.
+pub const CHANNEL_WORKERS: [&str; 4] = [
+    "notify-deliver-sms",
+    "notify-deliver-slack",
+    "notify-deliver-teams",
+    "notify-deliver-push",
+];
 
 /// How a test wants its stack.
 #[derive(Clone, Debug)]
@@ -54,6 +61,10 @@ pub struct Options {
     /// Start a second scheduler beside the first.
     pub two_schedulers: bool,
     pub scheduler_batch: usize,
+    /// The workers to start; [`WORKERS`] unless a test needs other channels.
+    pub workers: Vec<&'static str>,
+    /// More `NOTIFY_*` variables for every worker: provider lists, breaker settings.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -64,7 +75,22 @@ impl Default for Options {
             queue_type: "quorum",
             two_schedulers: false,
             scheduler_batch: 200,
+            workers: WORKERS.to_vec(),
+            env: Vec::new(),
         }
+    }
+}
+
+impl Options {
+    /// The pipeline's workers and these channel workers.
+    pub fn with_workers(mut self, workers: &[&'static str]) -> Options {
+        self.workers.extend_from_slice(workers);
+        self
+    }
+
+    pub fn with_env(mut self, name: &str, value: impl Into<String>) -> Options {
+        self.env.push((name.to_owned(), value.into()));
+        self
     }
 }
 
@@ -89,6 +115,8 @@ pub struct Stack {
     env: Vec<(String, String)>,
     workers: Mutex<HashMap<&'static str, Running>>,
     retry_tiers: &'static str,
+    /// The workers this stack runs.
+    started: Vec<&'static str>,
     logs: PathBuf,
 }
 
@@ -107,7 +135,11 @@ pub fn bin_dir() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target/<profile>")
         .to_path_buf();
-    for bin in WORKERS.iter().chain(["notifyctl"].iter()) {
+    for bin in WORKERS
+        .iter()
+        .chain(CHANNEL_WORKERS.iter())
+        .chain(["notifyctl"].iter())
+    {
         assert!(
             dir.join(bin).exists(),
             "{bin} is not built in {}: run `cargo build --workspace --bins` first (`cargo xtask test` does)",
@@ -162,7 +194,7 @@ impl Stack {
 
         let smtp = SmtpServer::start().await.expect("SMTP server");
         let webhook = WebhookReceiver::start().await.expect("webhook receiver");
-        let env = vec![
+        let mut env = vec![
             ("NOTIFY_DATABASE_URL".to_owned(), database_url.clone()),
             ("NOTIFY_AMQP_URL".to_owned(), AMQP_URL.to_owned()),
             ("NOTIFY_PREFIX".to_owned(), prefix.clone()),
@@ -194,6 +226,7 @@ impl Stack {
                 std::env::var("NOTIFY_TEST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
             ),
         ];
+        env.extend(options.env.iter().cloned());
         let logs = bin_dir().join("e2e-logs").join(&prefix);
         std::fs::create_dir_all(&logs).expect("log directory");
 
@@ -223,21 +256,25 @@ impl Stack {
             env,
             retry_tiers: options.retry_tiers,
             workers: Mutex::new(HashMap::new()),
+            started: options
+                .workers
+                .iter()
+                .copied()
+                .chain(options.two_schedulers.then_some(SECOND_SCHEDULER))
+                .collect(),
             logs,
         };
         let out = stack.notifyctl(&["migrate"]);
         assert!(out.contains("migrations applied"), "{out}");
         stack.tenant = stack.create_tenant("acme");
-        let mut workers = WORKERS.to_vec();
-        if options.two_schedulers {
-            workers.push(SECOND_SCHEDULER);
-        }
-        for worker in &workers {
+        for worker in stack.started.clone() {
             stack.start_worker(worker);
         }
-        let api = stack.logged_addr("notify-ingest", "http_addr").await;
-        stack.http = format!("http://{api}");
-        for worker in workers {
+        if stack.started.contains(&"notify-ingest") {
+            let api = stack.logged_addr("notify-ingest", "http_addr").await;
+            stack.http = format!("http://{api}");
+        }
+        for worker in stack.started.clone() {
             stack.wait_ready(worker).await;
         }
         stack
@@ -570,7 +607,7 @@ impl Stack {
             let _ = running.child.wait();
         }
         if std::thread::panicking() {
-            for worker in WORKERS.iter().chain([SECOND_SCHEDULER].iter()) {
+            for worker in &self.started {
                 let log = std::fs::read_to_string(self.logs.join(format!("{worker}.log")))
                     .unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();

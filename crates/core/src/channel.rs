@@ -28,7 +28,7 @@ impl Channel {
 
     /// Channels that have a delivery worker in this version. A notification naming another
     /// channel is refused at ingest rather than left waiting in a queue nobody consumes.
-    pub const DELIVERABLE: [Channel; 2] = [Channel::Email, Channel::Webhook];
+    pub const DELIVERABLE: [Channel; 6] = Channel::ALL;
 
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -47,6 +47,12 @@ pub struct Config {
     pub republish_after: Duration,
     /// How often the retention job runs.
     pub retention_interval: Duration,
+    /// Consecutive failures of a provider that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before it lets a probe through.
+    pub breaker_cooldown: Duration,
+    /// The key that seals tenants' provider credentials at rest (32 bytes, base64).
+    pub credentials_key: Option<crate::Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +173,11 @@ impl Config {
             scheduler_batch: number("NOTIFY_SCHEDULER_BATCH", 200, 1, 10_000)?,
             republish_after: duration("NOTIFY_REPUBLISH_AFTER", "60s")?,
             retention_interval: duration("NOTIFY_RETENTION_INTERVAL", "10m")?,
+            breaker_failures: number("NOTIFY_BREAKER_FAILURES", 5, 1, 10_000)? as u32,
+            breaker_cooldown: duration("NOTIFY_BREAKER_COOLDOWN", "30s")?,
+            credentials_key: lookup("NOTIFY_CREDENTIALS_KEY")
+                .filter(|k| !k.trim().is_empty())
+                .map(crate::Secret::new),
         })
     }
 

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod message;
 pub mod notification;
 pub mod schedule;
+pub mod secret;
 pub mod status;
 pub mod validation;
 
@@ -16,7 +17,9 @@ pub use config::{Config, ConfigError, QueueType};
 pub use email::EmailAddress;
 pub use ids::{DeliveryId, NotificationId, TenantId};
 pub use notification::{
-    ChannelSpec, EmailOptions, NotificationRequest, Priority, Recipient, WebhookOptions,
+    ActionLink, ChannelSpec, EmailOptions, NotificationRequest, Priority, PushOptions, Recipient,
+    SlackOptions, SmsOptions, TeamsOptions, WebhookOptions,
 };
+pub use secret::Secret;
 pub use status::DeliveryStatus;
 pub use validation::ValidationError;

@@ -23,6 +23,10 @@ pub struct EnrichMessage {
     /// An escalation level after the first, released by the scheduler when due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<u32>,
+    /// A delivery that ended without success: fan out its recipient's next failover channel
+    /// instead of the whole notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_from: Option<DeliveryId>,
 }
 
 /// `enrich` → `render`: deliveries of one channel waiting to be rendered.
@@ -41,6 +45,9 @@ pub struct RenderChunk {
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// The failover channels still to try for a delivery of this chunk that fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<Channel>,
     pub deliveries: Vec<RenderItem>,
     /// For a digest: every event it gathers, which the template sees as `digest.items`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +106,9 @@ pub struct DeliverChunk {
     pub tenant_id: TenantId,
     pub notification_id: NotificationId,
     pub spec: ChannelSpec,
+    /// The failover channels still to try for a delivery of this chunk that fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<Channel>,
     pub deliveries: Vec<DeliverItem>,
 }
 
@@ -114,6 +124,7 @@ impl DeliverChunk {
             tenant_id: self.tenant_id,
             notification_id: self.notification_id,
             spec: self.spec.clone(),
+            failover: self.failover.clone(),
             deliveries,
         }
     }
@@ -137,6 +148,29 @@ pub enum Payload {
         subject: String,
         html: String,
         text: String,
+    },
+    /// Plain text; the SMS worker measures it in segments and applies the channel's limits.
+    Sms {
+        text: String,
+    },
+    /// Slack mrkdwn source; the Slack worker escapes it and builds the blocks.
+    Slack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        text: String,
+        /// The member to mention at the start, when the channel asks for mentions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mention: Option<String>,
+    },
+    Teams {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        text: String,
+    },
+    Push {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        body: String,
     },
     Webhook {
         body: Value,

@@ -63,6 +63,34 @@ pub struct NotificationRequest {
     pub escalation: Option<Escalation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// Channels tried one after another per recipient: the next only once the previous one
+    /// failed permanently or ran out of retries. Each is also one of `channels`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<Channel>,
+}
+
+impl NotificationRequest {
+    /// The channels that are fanned out at once: every channel but the failover channels
+    /// after the first, which wait for the one before them to fail.
+    pub fn initial_channels(&self) -> impl Iterator<Item = (usize, &ChannelSpec)> {
+        self.channels
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !self.failover.iter().skip(1).any(|f| *f == c.channel()))
+    }
+
+    /// The failover channels still to try after `channel`, in order; empty when `channel`
+    /// takes no part in failover.
+    pub fn failover_after(&self, channel: Channel) -> Vec<Channel> {
+        match self.failover.iter().position(|c| *c == channel) {
+            Some(i) => self.failover[i + 1..].to_vec(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn spec(&self, channel: Channel) -> Option<&ChannelSpec> {
+        self.channels.iter().find(|c| c.channel() == channel)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -125,6 +153,8 @@ impl Recipient {
             Channel::Email => self.email.as_ref().map(|e| e.to_string()),
             Channel::Sms => self.phone.clone(),
             Channel::Slack => self.slack_id.clone(),
+            // FIXME: only the first live token is sent to; a recipient's other devices get the
+            // notification only once the tokens before them are marked dead.
             Channel::Push => self.push_tokens.first().cloned(),
             Channel::Teams | Channel::Webhook => None,
         }
@@ -136,6 +166,10 @@ impl Recipient {
 #[serde(tag = "type", content = "config", rename_all = "lowercase")]
 pub enum ChannelSpec {
     Email(EmailOptions),
+    Sms(SmsOptions),
+    Slack(SlackOptions),
+    Teams(TeamsOptions),
+    Push(PushOptions),
     Webhook(WebhookOptions),
 }
 
@@ -143,6 +177,10 @@ impl ChannelSpec {
     pub fn channel(&self) -> Channel {
         match self {
             ChannelSpec::Email(_) => Channel::Email,
+            ChannelSpec::Sms(_) => Channel::Sms,
+            ChannelSpec::Slack(_) => Channel::Slack,
+            ChannelSpec::Teams(_) => Channel::Teams,
+            ChannelSpec::Push(_) => Channel::Push,
             ChannelSpec::Webhook(_) => Channel::Webhook,
         }
     }
@@ -150,6 +188,10 @@ impl ChannelSpec {
     pub fn template(&self) -> Option<&str> {
         match self {
             ChannelSpec::Email(o) => o.template.as_deref(),
+            ChannelSpec::Sms(o) => o.template.as_deref(),
+            ChannelSpec::Slack(o) => o.template.as_deref(),
+            ChannelSpec::Teams(o) => o.template.as_deref(),
+            ChannelSpec::Push(o) => o.template.as_deref(),
             ChannelSpec::Webhook(o) => o.template.as_deref(),
         }
     }
@@ -158,9 +200,27 @@ impl ChannelSpec {
     pub fn delay_minutes(&self) -> f64 {
         match self {
             ChannelSpec::Email(o) => o.delay_minutes,
+            ChannelSpec::Sms(o) => o.delay_minutes,
+            ChannelSpec::Slack(o) => o.delay_minutes,
+            ChannelSpec::Teams(o) => o.delay_minutes,
+            ChannelSpec::Push(o) => o.delay_minutes,
             ChannelSpec::Webhook(o) => o.delay_minutes,
         }
         .unwrap_or(0.0)
+    }
+
+    /// Where this channel's delivery to `recipient` goes: the recipient's own address, or the
+    /// endpoint the options name (a webhook or Teams URL, a Slack channel).
+    pub fn address_for(&self, recipient: &Recipient) -> Option<String> {
+        match self {
+            ChannelSpec::Webhook(o) => Some(o.url.clone()),
+            ChannelSpec::Teams(o) => Some(o.webhook_url.clone()),
+            ChannelSpec::Slack(SlackOptions {
+                channel: Some(channel),
+                ..
+            }) => Some(channel.clone()),
+            other => recipient.address(other.channel()),
+        }
     }
 }
 
@@ -192,6 +252,79 @@ pub struct WebhookOptions {
     pub delay_minutes: Option<f64>,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The longest text sent, in characters, the unsubscribe line included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_unsubscribe: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_minutes: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// A channel id or `#name` to post into; without it each recipient gets a direct message
+    /// at their `slack_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Reply into this thread (the parent message's `ts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
+    /// Mention each recipient by their `slack_id` at the start of the message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_users: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_minutes: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsOptions {
+    /// The channel's incoming webhook.
+    pub webhook_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Buttons under the card, each opening a URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_minutes: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionLink {
+    pub title: String,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
+    /// Opened when the notification is tapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_link: Option<String>,
+    /// Key-value pairs handed to the app with the notification.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub data: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_minutes: Option<f64>,
+}
+
 /// The body exactly as producers write it, before any check beyond JSON types.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,7 +348,7 @@ struct Wire {
     #[serde(default)]
     escalation: Option<Value>,
     #[serde(default)]
-    failover: Option<Value>,
+    failover: Option<Vec<String>>,
     #[serde(default)]
     digest: Option<Value>,
 }
@@ -250,13 +383,6 @@ impl NotificationRequest {
 
 impl Wire {
     fn check(self) -> Result<NotificationRequest, ValidationError> {
-        if self.failover.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ValidationError::at(
-                "not_supported",
-                "failover",
-                "`failover` is not supported by this version",
-            ));
-        }
         let send_at = check_send_at(self.send_at.as_deref())?;
         let escalation = match self.escalation.filter(|v| !v.is_null()) {
             Some(v) => Some(check_escalation(options("escalation", v)?)?),
@@ -326,18 +452,27 @@ impl Wire {
                 format!("`title` is required because `channels[{i}]` is email with no template"),
             ));
         }
+        let failover = check_failover(self.failover, &channels)?;
         for (i, spec) in channels.iter().enumerate() {
-            let channel = spec.channel();
-            let missing = self.recipients.iter().position(|r| {
-                channel == Channel::Email && r.email.is_none() && r.user_id.is_none()
-            });
+            // A failover channel may lack an address: the next channel is tried instead.
+            if failover.contains(&spec.channel()) {
+                continue;
+            }
+            let Some(field) = recipient_field(spec) else {
+                continue;
+            };
+            let missing = self
+                .recipients
+                .iter()
+                .position(|r| r.user_id.is_none() && spec.address_for(r).is_none());
             if let Some(r) = missing {
                 return Err(ValidationError::at(
                     "missing_field",
-                    format!("recipients[{r}].email"),
+                    format!("recipients[{r}].{field}"),
                     format!(
-                        "`recipients[{r}]` has neither an email address nor a user_id whose \
-                         profile could hold one, and `channels[{i}]` is email"
+                        "`recipients[{r}]` has neither `{field}` nor a user_id whose profile \
+                         could hold it, and `channels[{i}]` is {}",
+                        spec.channel()
                     ),
                 ));
             }
@@ -355,6 +490,7 @@ impl Wire {
             send_at,
             escalation,
             digest,
+            failover,
         })
     }
 }
@@ -456,6 +592,60 @@ fn check_delay(field: &str, minutes: f64) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// The recipient field a channel's address comes from, when it comes from the recipient.
+fn recipient_field(spec: &ChannelSpec) -> Option<&'static str> {
+    match spec {
+        ChannelSpec::Email(_) => Some("email"),
+        ChannelSpec::Sms(_) => Some("phone"),
+        ChannelSpec::Slack(o) if o.channel.is_none() => Some("slack_id"),
+        ChannelSpec::Push(_) => Some("push_tokens"),
+        ChannelSpec::Slack(_) | ChannelSpec::Teams(_) | ChannelSpec::Webhook(_) => None,
+    }
+}
+
+fn check_failover(
+    wire: Option<Vec<String>>,
+    channels: &[ChannelSpec],
+) -> Result<Vec<Channel>, ValidationError> {
+    let Some(wire) = wire else {
+        return Ok(Vec::new());
+    };
+    if wire.len() < 2 {
+        return Err(ValidationError::at(
+            "invalid_field",
+            "failover",
+            "`failover` must name at least two channels, tried in order",
+        ));
+    }
+    let mut order = Vec::with_capacity(wire.len());
+    for (i, name) in wire.iter().enumerate() {
+        let field = format!("failover[{i}]");
+        let channel: Channel = name.parse().map_err(|_| {
+            ValidationError::at(
+                "unknown_channel",
+                field.clone(),
+                format!("`{name}` is not a channel"),
+            )
+        })?;
+        if !channels.iter().any(|c| c.channel() == channel) {
+            return Err(ValidationError::at(
+                "invalid_field",
+                field,
+                format!("`{channel}` is in `failover` but not in `channels`"),
+            ));
+        }
+        if order.contains(&channel) {
+            return Err(ValidationError::at(
+                "duplicate_channel",
+                field,
+                format!("`{channel}` is listed twice in `failover`"),
+            ));
+        }
+        order.push(channel);
+    }
+    Ok(order)
+}
+
 fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), ValidationError> {
     let Some(value) = value else { return Ok(()) };
     if value.len() > max {
@@ -515,6 +705,29 @@ fn validate_recipient(prefix: &str, r: &Recipient) -> Result<(), ValidationError
                 ),
             ));
         }
+    }
+    if let Some(id) = &r.slack_id
+        && (id.is_empty() || id.len() > MAX_KEY_CHARS || id.chars().any(char::is_whitespace))
+    {
+        return Err(ValidationError::at(
+            "invalid_field",
+            field("slack_id"),
+            format!(
+                "`{}` must be a Slack member id such as U0123ABCD",
+                field("slack_id")
+            ),
+        ));
+    }
+    if let Some(i) = r
+        .push_tokens
+        .iter()
+        .position(|t| t.is_empty() || t.len() > 4096 || t.chars().any(char::is_whitespace))
+    {
+        return Err(ValidationError::at(
+            "invalid_field",
+            field(&format!("push_tokens[{i}]")),
+            "a push token must be 1 to 4096 characters without spaces",
+        ));
     }
     if let Some(locale) = &r.locale {
         let mut parts = locale.split(['-', '_']);
@@ -600,12 +813,35 @@ fn check_channels(wire: Vec<WireChannel>) -> Result<Vec<ChannelSpec>, Validation
         let config = c.config.unwrap_or_else(|| Value::Object(Map::new()));
         let spec = match channel {
             Channel::Email => ChannelSpec::Email(options(&prefix, config)?),
+            Channel::Sms => {
+                let options: SmsOptions = options(&prefix, config)?;
+                if options
+                    .max_length
+                    .is_some_and(|n| !(20..=1600).contains(&n))
+                {
+                    return Err(ValidationError::at(
+                        "invalid_field",
+                        format!("{prefix}.max_length"),
+                        "`max_length` must be from 20 to 1600 characters",
+                    ));
+                }
+                ChannelSpec::Sms(options)
+            }
+            Channel::Slack => ChannelSpec::Slack(options(&prefix, config)?),
+            Channel::Teams => {
+                let options: TeamsOptions = options(&prefix, config)?;
+                check_url(&format!("{prefix}.webhook_url"), &options.webhook_url)?;
+                for (a, action) in options.actions.iter().enumerate() {
+                    check_url(&format!("{prefix}.actions[{a}].url"), &action.url)?;
+                }
+                ChannelSpec::Teams(options)
+            }
+            Channel::Push => ChannelSpec::Push(options(&prefix, config)?),
             Channel::Webhook => {
                 let options: WebhookOptions = options(&prefix, config)?;
                 check_url(&format!("{prefix}.url"), &options.url)?;
                 ChannelSpec::Webhook(options)
             }
-            _ => unreachable!("refused above as not deliverable"),
         };
         check_delay(&format!("{prefix}.delay_minutes"), spec.delay_minutes())?;
         if let Some(t) = spec.template()
@@ -709,8 +945,78 @@ mod tests {
             (e.code, e.field.as_deref()),
             ("unknown_channel", Some("channels[0].type"))
         );
-        let e = refusal(|v| v["channels"][0]["type"] = json!("sms"));
-        assert_eq!(e.code, "channel_unavailable");
+    }
+
+    #[test]
+    fn every_channel_is_accepted_with_its_options() {
+        let mut v = welcome();
+        v["recipients"][0]["slack_id"] = json!("U123");
+        v["recipients"][0]["push_tokens"] = json!(["fcm-token-1"]);
+        v["channels"] = json!([
+            {"type": "sms", "config": {"max_length": 160, "include_unsubscribe": true}},
+            {"type": "slack", "config": {"mention_users": true, "thread_ts": "1700000000.000100"}},
+            {"type": "teams", "config": {"webhook_url": "https://example.webhook.office.com/x",
+                                         "actions": [{"title": "Open", "url": "https://status.example.com"}]}},
+            {"type": "push", "config": {"badge_count": 1, "sound": "default",
+                                        "deep_link": "techcorp://welcome", "data": {"k": "v"}}}
+        ]);
+        let n = NotificationRequest::from_value(v).unwrap();
+        let channels: Vec<Channel> = n.channels.iter().map(ChannelSpec::channel).collect();
+        assert_eq!(
+            channels,
+            [Channel::Sms, Channel::Slack, Channel::Teams, Channel::Push]
+        );
+        let back: NotificationRequest =
+            serde_json::from_value(serde_json::to_value(&n).unwrap()).unwrap();
+        assert_eq!(back, n);
+    }
+
+    #[test]
+    fn a_recipient_without_the_channels_address_is_refused_unless_failover_covers_it() {
+        let e = refusal(|v| {
+            v["recipients"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("user_id");
+            v["channels"] = json!([{"type": "push"}]);
+        });
+        assert_eq!(e.field.as_deref(), Some("recipients[0].push_tokens"));
+
+        let mut v = welcome();
+        v["recipients"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("user_id");
+        v["channels"] = json!([{"type": "push"}, {"type": "sms"}, {"type": "email"}]);
+        v["failover"] = json!(["push", "sms", "email"]);
+        let n = NotificationRequest::from_value(v).unwrap();
+        assert_eq!(n.failover, [Channel::Push, Channel::Sms, Channel::Email]);
+        let initial: Vec<Channel> = n.initial_channels().map(|(_, c)| c.channel()).collect();
+        assert_eq!(initial, [Channel::Push]);
+        assert_eq!(
+            n.failover_after(Channel::Push),
+            [Channel::Sms, Channel::Email]
+        );
+        assert!(n.failover_after(Channel::Email).is_empty());
+    }
+
+    #[test]
+    fn a_failover_naming_a_channel_not_in_channels_is_refused() {
+        let e = refusal(|v| v["failover"] = json!(["email", "sms"]));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("failover[1]"))
+        );
+        let e = refusal(|v| v["failover"] = json!(["email"]));
+        assert_eq!(e.field.as_deref(), Some("failover"));
+        let e = refusal(|v| v["failover"] = json!(["email", "fax"]));
+        assert_eq!(e.code, "unknown_channel");
+        let e = refusal(|v| {
+            v["channels"] = json!([{"type": "teams", "config": {"webhook_url": "not a url"}}])
+        });
+        assert_eq!(e.field.as_deref(), Some("channels[0].config.webhook_url"));
+        let e = refusal(|v| v["channels"] = json!([{"type": "sms", "config": {"max_length": 5}}]));
+        assert_eq!(e.field.as_deref(), Some("channels[0].config.max_length"));
     }
 
     #[test]
@@ -743,8 +1049,6 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("channels[1].config.url"));
         let e = refusal(|v| v["priority"] = json!("urgent"));
         assert_eq!(e.field.as_deref(), Some("priority"));
-        let e = refusal(|v| v["failover"] = json!(["email"]));
-        assert_eq!(e.code, "not_supported");
         let e = refusal(|v| v["send_at"] = json!("tomorrow"));
         assert_eq!(e.field.as_deref(), Some("send_at"));
         let e = refusal(|v| v["channels"][0]["config"]["delay_minutes"] = json!(-1));

@@ -83,7 +83,7 @@ impl EmailProvider {
 impl Provider for EmailProvider {
     type Error = EmailError;
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "smtp"
     }
 

@@ -9,7 +9,11 @@ pub enum WebhookError {
     Request(#[from] reqwest::Error),
     /// An answer that is not 2xx, with the start of its body.
     #[error("the endpoint answered {status}: {body}")]
-    Status { status: u16, body: String },
+    Status {
+        status: u16,
+        body: String,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("the tenant has no webhook signing secret")]
     NoSecret,
     #[error("the tenant's signing secret is unreadable: {0}")]
@@ -22,6 +26,17 @@ pub enum WebhookError {
 
 impl ProviderError for WebhookError {
     /// Worth another try: no answer at all, a 5xx, 408 or 429, or the database away.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            WebhookError::Status {
+                status: 429,
+                retry_after,
+                ..
+            } => Some(retry_after.unwrap_or(std::time::Duration::from_secs(1))),
+            _ => None,
+        }
+    }
+
     fn is_retriable(&self) -> bool {
         match self {
             WebhookError::Request(e) => !e.is_builder(),

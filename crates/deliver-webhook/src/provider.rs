@@ -57,7 +57,7 @@ impl WebhookProvider {
 impl Provider for WebhookProvider {
     type Error = WebhookError;
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "http"
     }
 
@@ -89,10 +89,16 @@ impl Provider for WebhookProvider {
         if status.is_success() {
             return Ok(Sent::default());
         }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(notify_deliver::parse_retry_after);
         let text = response.text().await.unwrap_or_default();
         Err(WebhookError::Status {
             status: status.as_u16(),
             body: text.chars().take(300).collect(),
+            retry_after,
         })
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! What is not due now — a channel's delay, a recipient's quiet hours, a later escalation
 //! level, a digest window — becomes a timer in the same transaction as the deliveries, and the
-//! scheduler releases it.
+//! scheduler releases it. A delivery that failed for good comes back here to fail over to its
+//! recipient's next channel.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -49,7 +50,11 @@ impl Handler for FanOut {
             tracing::info!("cancelled before its fan-out; nothing to send");
             return Ok(());
         }
-        let recipients = merged_recipients(ctx, &notification).await?;
+        if let Some(from) = msg.failover_from {
+            return fail_over(ctx, message, &notification, from).await;
+        }
+        let all: Vec<usize> = (0..notification.request.recipients.len()).collect();
+        let recipients = merged_recipients(ctx, &notification, &all).await?;
         let job = FanOutJob {
             ctx,
             message,
@@ -111,6 +116,7 @@ impl FanOutJob<'_> {
                     tenant_id: tenant,
                     notification_id: id,
                     level: Some(level.level),
+                    failover_from: None,
                 };
                 let mut timer =
                     NewTimer::new(tenant, id, TimerKind::Escalation, due, "enrich", &body);
@@ -195,7 +201,7 @@ impl FanOutJob<'_> {
                 continue;
             }
             p.row.status = DeliveryStatus::Scheduled;
-            let recipient = &self.recipients[p.recipient_index];
+            let recipient = &self.recipients[p.recipient];
             let spec = &self.n.request.channels[p.channel_index];
             let who = recipient
                 .user_id
@@ -268,7 +274,7 @@ impl FanOutJob<'_> {
         {
             let spec = &self.n.request.channels[p.channel_index];
             let mut due = now + minutes(spec.delay_minutes());
-            let recipient = &self.recipients[p.recipient_index];
+            let recipient = &self.recipients[p.recipient];
             if self.n.request.priority < Priority::Critical
                 && let Some(quiet) = &recipient.quiet_hours
             {
@@ -355,86 +361,226 @@ impl FanOutJob<'_> {
     }
 }
 
-/// Each recipient with its stored profile merged underneath.
+/// The next failover channel for the recipient of a delivery that ended without success.
+async fn fail_over(
+    ctx: &Context,
+    message: &Incoming,
+    n: &StoredNotification,
+    from: DeliveryId,
+) -> Result<(), HandleError> {
+    let Some(origin) = ctx.store.delivery_origin(n.tenant_id, from).await? else {
+        return Err(HandleError::Malformed(format!(
+            "delivery {from} of notification {} does not exist",
+            n.id
+        )));
+    };
+    if !matches!(origin.status.as_str(), "failed" | "dead_lettered") {
+        tracing::info!(delivery_id = %from, status = %origin.status, "no failover: the delivery did not fail");
+        return Ok(());
+    }
+    let channel: Channel = origin
+        .channel
+        .parse()
+        .map_err(|_| HandleError::Malformed(format!("unknown channel `{}`", origin.channel)))?;
+    if origin.recipient_index >= n.request.recipients.len() {
+        return Err(HandleError::Malformed(format!(
+            "delivery {from} names recipient {} of {}",
+            origin.recipient_index,
+            n.request.recipients.len()
+        )));
+    }
+    let recipients = merged_recipients(ctx, n, &[origin.recipient_index]).await?;
+    let mut planned = Vec::new();
+    let next = n.request.failover_after(channel);
+    walk_failover(
+        n,
+        &recipients[0],
+        0,
+        origin.recipient_index,
+        &next,
+        &mut planned,
+    );
+    if planned.is_empty() {
+        tracing::info!(delivery_id = %from, channel = %channel, "no failover channel left");
+        return Ok(());
+    }
+
+    // FIXME: between the failed delivery being recorded and this row being written, every
+    // delivery of the notification can be final, so its status reads `completed` for a moment.
+    let rows: Vec<NewDelivery> = planned.iter().map(|p| p.row.clone()).collect();
+    ctx.store.fan_out(n.tenant_id, n.id, &rows, &[]).await?;
+    // A redelivered failover finds its rows made before and sends on only what is pending.
+    let pending: HashSet<DeliveryId> = ctx
+        .store
+        .pending_deliveries(n.tenant_id, n.id)
+        .await?
+        .into_iter()
+        .collect();
+    let sent: Vec<Planned> = planned
+        .into_iter()
+        .filter(|p| p.row.status != DeliveryStatus::Pending || pending.contains(&p.row.id))
+        .collect();
+    let job = FanOutJob {
+        ctx,
+        message,
+        n,
+        recipients: &recipients,
+    };
+    job.publish(&sent, true).await?;
+    tracing::info!(delivery_id = %from, from_channel = %channel, "failed over to the next channel");
+    Ok(())
+}
+
+/// The recipients at these positions, each with its stored profile merged underneath and
+/// without the push tokens known to be dead.
 async fn merged_recipients(
     ctx: &Context,
     n: &StoredNotification,
+    indexes: &[usize],
 ) -> Result<Vec<Recipient>, HandleError> {
-    let ids: Vec<String> = n
-        .request
-        .recipients
-        .iter()
-        .filter_map(|r| r.user_id.clone())
-        .collect();
+    let wanted: Vec<&Recipient> = indexes.iter().map(|i| &n.request.recipients[*i]).collect();
+    let ids: Vec<String> = wanted.iter().filter_map(|r| r.user_id.clone()).collect();
     let profiles = ctx.store.recipients(n.tenant_id, &ids).await?;
-    Ok(n.request
-        .recipients
-        .iter()
+    let mut merged: Vec<Recipient> = wanted
+        .into_iter()
         .map(
             |r| match r.user_id.as_ref().and_then(|id| profiles.get(id)) {
                 Some(profile) => r.clone().merged_over(profile),
                 None => r.clone(),
             },
         )
-        .collect())
+        .collect();
+    if n.request.spec(Channel::Push).is_some() {
+        let tokens: Vec<String> = merged
+            .iter()
+            .flat_map(|r| r.push_tokens.iter().cloned())
+            .collect();
+        let dead = ctx.store.dead_push_tokens(n.tenant_id, &tokens).await?;
+        if !dead.is_empty() {
+            for r in &mut merged {
+                r.push_tokens.retain(|t| !dead.contains(t));
+            }
+        }
+    }
+    Ok(merged)
 }
 
 struct Planned {
     row: NewDelivery,
-    recipient_index: usize,
+    /// The position in the recipients handed to the planner.
+    recipient: usize,
     channel_index: usize,
 }
 
-/// One delivery per recipient and channel; for an escalation level, only the recipients
-/// whose role it targets.
+/// One delivery per recipient and channel fanned out at once (of failover channels, the
+/// first that reaches the recipient); for an escalation level, only the recipients whose
+/// role it targets.
 fn plan(
     n: &StoredNotification,
     recipients: &[Recipient],
     level: Option<&EscalationLevel>,
 ) -> Vec<Planned> {
     let mut planned = Vec::with_capacity(recipients.len() * n.request.channels.len());
-    for (channel_index, spec) in n.request.channels.iter().enumerate() {
+    for (channel_index, spec) in n.request.initial_channels() {
         let channel = spec.channel();
         for (recipient_index, r) in recipients.iter().enumerate() {
             if level.is_some_and(|l| !l.targets(r.role.as_deref())) {
                 continue;
             }
-            let address = match spec {
-                ChannelSpec::Webhook(o) => Some(o.url.clone()),
-                ChannelSpec::Email(_) => r.address(channel),
-            };
-            let (status, error) = match &address {
-                Some(_) => (DeliveryStatus::Pending, None),
-                None => (
-                    DeliveryStatus::Failed,
-                    Some(format!(
-                        "the recipient has no {} address",
-                        channel_noun(channel)
-                    )),
-                ),
-            };
-            let name = match level {
-                Some(l) => format!("{}@{}", channel.as_str(), l.level),
-                None => channel.as_str().to_owned(),
-            };
-            planned.push(Planned {
-                row: NewDelivery {
-                    id: DeliveryId::derive(n.id, recipient_index, &name),
-                    recipient_index: recipient_index as i32,
-                    user_id: r.user_id.clone(),
-                    channel: channel.as_str().to_owned(),
-                    address,
-                    status,
-                    error,
-                    escalation_level: level.map(|l| l.level as i32),
-                    scheduled_for: None,
-                },
-                recipient_index,
-                channel_index,
-            });
+            if level.is_none() && n.request.failover.first() == Some(&channel) {
+                walk_failover(
+                    n,
+                    r,
+                    recipient_index,
+                    recipient_index,
+                    &n.request.failover,
+                    &mut planned,
+                );
+            } else {
+                planned.push(planned_one(
+                    n,
+                    r,
+                    recipient_index,
+                    recipient_index,
+                    channel_index,
+                    spec,
+                    level,
+                ));
+            }
         }
     }
     planned
+}
+
+/// Plans the first of `channels` that reaches the recipient, failing those before it that
+/// have no address for them.
+fn walk_failover(
+    n: &StoredNotification,
+    r: &Recipient,
+    recipient: usize,
+    recipient_index: usize,
+    channels: &[Channel],
+    planned: &mut Vec<Planned>,
+) {
+    for channel in channels {
+        let Some((channel_index, spec)) = n
+            .request
+            .channels
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.channel() == *channel)
+        else {
+            continue;
+        };
+        let one = planned_one(n, r, recipient, recipient_index, channel_index, spec, None);
+        let reached = one.row.status == DeliveryStatus::Pending;
+        planned.push(one);
+        if reached {
+            return;
+        }
+    }
+}
+
+fn planned_one(
+    n: &StoredNotification,
+    r: &Recipient,
+    recipient: usize,
+    recipient_index: usize,
+    channel_index: usize,
+    spec: &ChannelSpec,
+    level: Option<&EscalationLevel>,
+) -> Planned {
+    let channel = spec.channel();
+    let address = spec.address_for(r);
+    let (status, error) = match &address {
+        Some(_) => (DeliveryStatus::Pending, None),
+        None => (
+            DeliveryStatus::Failed,
+            Some(format!(
+                "the recipient has no {} address",
+                channel_noun(channel)
+            )),
+        ),
+    };
+    let name = match level {
+        Some(l) => format!("{}@{}", channel.as_str(), l.level),
+        None => channel.as_str().to_owned(),
+    };
+    Planned {
+        row: NewDelivery {
+            id: DeliveryId::derive(n.id, recipient_index, &name),
+            recipient_index: recipient_index as i32,
+            user_id: r.user_id.clone(),
+            channel: channel.as_str().to_owned(),
+            address,
+            status,
+            error,
+            escalation_level: level.map(|l| l.level as i32),
+            scheduled_for: None,
+        },
+        recipient,
+        channel_index,
+    }
 }
 
 fn channel_noun(channel: Channel) -> &'static str {
@@ -442,7 +588,7 @@ fn channel_noun(channel: Channel) -> &'static str {
         Channel::Email => "email",
         Channel::Sms => "phone",
         Channel::Slack => "Slack",
-        Channel::Push => "push token",
+        Channel::Push => "live push token",
         Channel::Teams | Channel::Webhook => "endpoint",
     }
 }
@@ -461,7 +607,7 @@ fn chunks(
             .filter(|p| p.channel_index == channel_index)
             .map(|p| RenderItem {
                 delivery_id: p.row.id,
-                recipient: recipients[p.recipient_index].clone(),
+                recipient: recipients[p.recipient].clone(),
             })
             .collect();
         for part in items.chunks(size) {
@@ -475,6 +621,7 @@ fn chunks(
                 title: n.request.title.clone(),
                 content: n.request.content.clone(),
                 metadata: n.request.metadata.clone(),
+                failover: n.request.failover_after(spec.channel()),
                 deliveries: part.to_vec(),
                 digest: None,
             });

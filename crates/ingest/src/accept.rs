@@ -57,6 +57,7 @@ impl Accepter {
                     tenant_id: tenant,
                     notification_id: i.id,
                     level: None,
+                    failover_from: None,
                 };
                 (
                     i.id,

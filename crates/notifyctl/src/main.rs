@@ -63,6 +63,11 @@ enum Command {
         #[arg(long, env = "NOTIFY_API_KEY", hide_env_values = true)]
         key: String,
     },
+    /// A tenant's own providers of a channel (sms, slack, push), tried before the installation's.
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
     /// Parked messages: the ones that could not be parsed or ran out of retries.
     Dlq {
         #[command(subcommand)]
@@ -92,6 +97,33 @@ enum KeyCommand {
     /// Create another API key for a tenant; prints the key alone.
     Create {
         /// The tenant's id or name.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Replace the tenant's providers of a channel with those in a JSON file:
+    /// {"providers": [{"name", "settings": {...}, "credentials": {...}}]}. Needs NOTIFY_CREDENTIALS_KEY.
+    Set {
+        /// sms, slack or push.
+        channel: String,
+        /// The JSON file, or `-` for standard input.
+        file: PathBuf,
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// List the tenant's providers of a channel, without their credentials.
+    List {
+        channel: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Remove the tenant's providers of a channel; the installation's are used again.
+    Delete {
+        channel: String,
         #[arg(long)]
         tenant: String,
     },
@@ -229,6 +261,58 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no notification {id}"))?;
             println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        Command::Provider { command } => {
+            let store = store()?;
+            let tenant_of = |raw: &str| -> anyhow::Result<TenantId> {
+                raw.parse().context("--tenant must be a tenant id (a UUID)")
+            };
+            let channel_of = |raw: &str| {
+                notify_store::provider_channel(raw).map_err(|e| anyhow::anyhow!("{}", e.message))
+            };
+            match command {
+                ProviderCommand::Set {
+                    channel,
+                    file,
+                    tenant,
+                } => {
+                    let (tenant, channel) = (tenant_of(&tenant)?, channel_of(&channel)?);
+                    let body = if file.as_os_str() == "-" {
+                        let mut buf = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+                        buf
+                    } else {
+                        std::fs::read(&file)
+                            .with_context(|| format!("reading {}", file.display()))?
+                    };
+                    let providers = notify_store::parse_provider_list(&body).map_err(|e| {
+                        anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message)
+                    })?;
+                    let key = notify_store::CredentialKey::from_config(&config)?
+                        .context("NOTIFY_CREDENTIALS_KEY is not set")?;
+                    store
+                        .put_tenant_providers(tenant, channel.as_str(), &key, &providers)
+                        .await?;
+                    println!(
+                        "{} {channel} providers set for tenant {tenant}",
+                        providers.len()
+                    );
+                }
+                ProviderCommand::List { channel, tenant } => {
+                    let (tenant, channel) = (tenant_of(&tenant)?, channel_of(&channel)?);
+                    let views = store
+                        .tenant_provider_views(tenant, channel.as_str())
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&views)?);
+                }
+                ProviderCommand::Delete { channel, tenant } => {
+                    let (tenant, channel) = (tenant_of(&tenant)?, channel_of(&channel)?);
+                    let removed = store
+                        .delete_tenant_providers(tenant, channel.as_str())
+                        .await?;
+                    println!("{removed} {channel} providers removed");
+                }
+            }
         }
         Command::Dlq { command } => {
             let broker = broker();

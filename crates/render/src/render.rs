@@ -69,6 +69,16 @@ impl Handler for RenderStage {
                     .await?;
             }
             tracing::warn!(failed = failed.len(), error = %failed[0].1, "deliveries could not be rendered");
+            if !chunk.failover.is_empty() {
+                let ids: Vec<_> = failed.iter().map(|(i, _)| i.delivery_id).collect();
+                ctx.fail_over(
+                    chunk.tenant_id,
+                    chunk.notification_id,
+                    &ids,
+                    &message.traceparent,
+                )
+                .await?;
+            }
         }
         if !rendered.is_empty() {
             let out = DeliverChunk {
@@ -76,6 +86,7 @@ impl Handler for RenderStage {
                 tenant_id: chunk.tenant_id,
                 notification_id: chunk.notification_id,
                 spec: chunk.spec.clone(),
+                failover: chunk.failover.clone(),
                 deliveries: rendered,
             };
             let stage = Stage::Deliver(chunk.spec.channel());
@@ -159,6 +170,12 @@ impl RenderStage {
         sources: &Sources,
     ) -> Result<DeliverItem, String> {
         let context = template_context(chunk, &item.recipient);
+        let text = |source: &Compiled| {
+            self.renderer
+                .render_text(source, &context)
+                .map_err(|e| e.to_string())
+        };
+        let title = || sources.title.as_ref().map(text).transpose();
         let payload = match &chunk.spec {
             ChannelSpec::Email(_) => {
                 let title = sources
@@ -175,31 +192,33 @@ impl RenderStage {
                     text: email.text,
                 }
             }
-            ChannelSpec::Webhook(_) => {
-                let title = match &sources.title {
-                    Some(t) => Some(
-                        self.renderer
-                            .render_text(t, &context)
-                            .map_err(|e| e.to_string())?,
-                    ),
-                    None => None,
-                };
-                let content = self
-                    .renderer
-                    .render_text(&sources.content, &context)
-                    .map_err(|e| e.to_string())?;
-                Payload::Webhook {
-                    body: webhook_body(chunk, item, title, content),
-                }
-            }
+            ChannelSpec::Sms(_) => Payload::Sms {
+                text: text(&sources.content)?,
+            },
+            ChannelSpec::Slack(options) => Payload::Slack {
+                title: title()?,
+                text: text(&sources.content)?,
+                mention: options
+                    .mention_users
+                    .then(|| item.recipient.slack_id.clone())
+                    .flatten(),
+            },
+            ChannelSpec::Teams(_) => Payload::Teams {
+                title: title()?,
+                text: text(&sources.content)?,
+            },
+            ChannelSpec::Push(_) => Payload::Push {
+                title: title()?,
+                body: text(&sources.content)?,
+            },
+            ChannelSpec::Webhook(_) => Payload::Webhook {
+                body: webhook_body(chunk, item, title()?, text(&sources.content)?),
+            },
         };
-        let address = match &chunk.spec {
-            ChannelSpec::Webhook(o) => o.url.clone(),
-            ChannelSpec::Email(_) => item
-                .recipient
-                .address(chunk.spec.channel())
-                .ok_or("the recipient has no email address")?,
-        };
+        let address = chunk
+            .spec
+            .address_for(&item.recipient)
+            .ok_or_else(|| format!("the recipient has no {} address", chunk.spec.channel()))?;
         Ok(DeliverItem {
             delivery_id: item.delivery_id,
             user_id: item.recipient.user_id.clone(),
@@ -295,6 +314,7 @@ mod tests {
             title: None,
             content: None,
             metadata: Map::new(),
+            failover: Vec::new(),
             deliveries: vec![RenderItem {
                 delivery_id: DeliveryId::new(),
                 recipient: recipient.clone(),

@@ -170,6 +170,51 @@ impl Context {
         }
     }
 
+    /// Whether a message with these headers may still be held back for a rate limit.
+    pub fn can_defer(&self, headers: &Headers) -> bool {
+        deferrals(headers) < MAX_DEFERRALS
+    }
+
+    /// Holds a body back for at least `delay`, as a provider that limits the rate asked: it
+    /// goes to the first retry tier at least that long (the longest when none is), without
+    /// counting as an attempt. After [`MAX_DEFERRALS`] deferrals it is retried as a failure.
+    /// Returns the delay of the tier it went to, or `None` when it was retried or parked.
+    pub async fn defer(
+        &self,
+        body: &[u8],
+        headers: &Headers,
+        reason: &str,
+        delay: std::time::Duration,
+    ) -> Result<Option<std::time::Duration>, notify_broker::BrokerError> {
+        let deferrals = deferrals(headers);
+        if deferrals >= MAX_DEFERRALS {
+            self.retry_or_park(body, headers, reason).await?;
+            return Ok(None);
+        }
+        let tiers = self.topology.retry_tiers();
+        let tier = tier_for(tiers, delay);
+        let mut next = headers.clone();
+        next.extra
+            .retain(|(k, _)| k != "x-last-error" && k != DEFERRALS_HEADER);
+        next.extra
+            .push(("x-last-error".into(), truncate(reason, 500)));
+        next.extra
+            .push((DEFERRALS_HEADER.into(), (deferrals + 1).to_string()));
+        let queue = self.topology.retry_queue(self.stage, tier);
+        self.publisher.send(&queue, body, &next).await?;
+        self.metrics
+            .retried
+            .with_label_values(&[&self.stage.name()])
+            .inc();
+        tracing::warn!(
+            reason,
+            retry_queue = %queue,
+            asked_ms = delay.as_millis() as u64,
+            "deferred as the provider asked"
+        );
+        Ok(Some(tiers[tier]))
+    }
+
     /// Sends a body to this stage's parking lot with the reason in its headers.
     pub async fn park(
         &self,
@@ -224,6 +269,47 @@ impl Context {
         self.publisher.send_all(&outgoing).await
     }
 
+    /// Asks enrich to fan out the next failover channel for each of these deliveries, which
+    /// ended without success; confirmed before the caller acks its message.
+    pub async fn fail_over(
+        &self,
+        tenant: TenantId,
+        notification: notify_core::NotificationId,
+        deliveries: &[notify_core::DeliveryId],
+        traceparent: &str,
+    ) -> Result<(), notify_broker::BrokerError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let bodies: Vec<Vec<u8>> = deliveries
+            .iter()
+            .map(|id| {
+                let next = notify_core::message::EnrichMessage {
+                    schema: notify_core::message::SCHEMA,
+                    tenant_id: tenant,
+                    notification_id: notification,
+                    level: None,
+                    failover_from: Some(*id),
+                };
+                serde_json::to_vec(&next).expect("a message serializes")
+            })
+            .collect();
+        let queue = self.topology.stage_queue(Stage::Enrich);
+        let headers = Headers::new(Some(tenant), Some(traceparent.to_owned()));
+        let outgoing: Vec<notify_broker::Outgoing<'_>> = bodies
+            .iter()
+            .map(|body| notify_broker::Outgoing {
+                exchange: "",
+                routing_key: &queue,
+                body,
+                headers: &headers,
+            })
+            .collect();
+        self.publisher.send_all(&outgoing).await?;
+        self.count_published(Stage::Enrich, outgoing.len());
+        Ok(())
+    }
+
     /// Counts a message published to another stage.
     pub fn count_published(&self, stage: Stage, n: usize) {
         self.metrics
@@ -231,6 +317,29 @@ impl Context {
             .with_label_values(&[&stage.name()])
             .inc_by(n as u64);
     }
+}
+
+/// Counts how often a message was held back for a rate limit.
+const DEFERRALS_HEADER: &str = "x-deferrals";
+/// Deferrals before a rate-limited message counts its waits as failed attempts, so that a
+/// provider that never lets it through cannot keep it from ending.
+pub const MAX_DEFERRALS: u32 = 20;
+
+fn deferrals(headers: &Headers) -> u32 {
+    headers
+        .extra
+        .iter()
+        .find(|(k, _)| k == DEFERRALS_HEADER)
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+        .unwrap_or(0)
+}
+
+/// The first tier at least `delay` long, or the longest tier.
+pub fn tier_for(tiers: &[std::time::Duration], delay: std::time::Duration) -> usize {
+    tiers
+        .iter()
+        .position(|t| *t >= delay)
+        .unwrap_or(tiers.len().saturating_sub(1))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -441,4 +550,24 @@ async fn handle_one<H: Handler>(ctx: Arc<Context>, handler: Arc<H>, delivery: De
         .handling
         .with_label_values(&[&stage])
         .observe(started.elapsed().as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_requested_delay_picks_the_first_tier_at_least_that_long() {
+        let tiers = [
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        ];
+        assert_eq!(tier_for(&tiers, Duration::from_millis(200)), 0);
+        assert_eq!(tier_for(&tiers, Duration::from_secs(1)), 0);
+        assert_eq!(tier_for(&tiers, Duration::from_secs(2)), 1);
+        assert_eq!(tier_for(&tiers, Duration::from_secs(30)), 2);
+        assert_eq!(tier_for(&tiers, Duration::from_secs(3600)), 2);
+    }
 }

@@ -10,7 +10,7 @@ mod shutdown;
 mod telemetry;
 
 pub use backoff::Backoff;
-pub use consume::{Context, HandleError, Handler, Incoming};
+pub use consume::{Context, HandleError, Handler, Incoming, MAX_DEFERRALS, tier_for};
 pub use health::Health;
 pub use metrics::Metrics;
 pub use shutdown::Shutdown;

@@ -16,6 +16,9 @@ pub struct Metrics {
     pub deliveries: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub in_flight: IntGaugeVec,
+    /// 0 closed, 1 open, 2 half-open (a probe is allowed through).
+    pub breaker_state: IntGaugeVec,
+    pub provider_sends: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -86,7 +89,25 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("metric registered once");
+        let breaker_state = IntGaugeVec::new(
+            Opts::new(
+                "notify_provider_breaker_state",
+                "Circuit breaker of a provider: 0 closed, 1 open, 2 half-open",
+            ),
+            &["channel", "provider"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(breaker_state.clone()))
+            .expect("metric registered once");
+        let provider_sends = counter(
+            "notify_provider_sends_total",
+            "Calls to a provider, by outcome",
+            &["channel", "provider", "outcome"],
+        );
         Metrics {
+            breaker_state,
+            provider_sends,
             registry,
             consumed,
             published,

@@ -41,6 +41,7 @@ async fn sweep_once(service: &Service) -> anyhow::Result<()> {
                 tenant_id: *tenant,
                 notification_id: *id,
                 level: None,
+                failover_from: None,
             };
             (
                 serde_json::to_vec(&message).expect("a message serializes"),

@@ -8,7 +8,7 @@ mod timers;
 
 use notify_runtime::Service;
 
-const METRICS_PORT: u16 = 9105;
+const METRICS_PORT: u16 = 9109;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -136,6 +136,8 @@ async fn digest_chunk(
         title: first.title.clone(),
         content: first.content.clone(),
         metadata: first.metadata.clone(),
+        // FIXME: a digest does not fail over to another channel; a failed digest stays failed.
+        failover: Vec::new(),
         deliveries: vec![RenderItem {
             delivery_id: first.delivery_id,
             recipient: first.recipient.clone(),

@@ -1,9 +1,12 @@
 //! PostgreSQL access for every stage: one `Store` with a method per question the stages ask,
 //! every one of them scoped by tenant.
 
+mod credentials;
 mod keys;
 mod notifications;
 mod profiles;
+mod providers;
+mod push_tokens;
 mod schedule;
 mod templates;
 
@@ -12,10 +15,15 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+pub use credentials::{CredentialError, CredentialKey};
 pub use keys::ApiKey;
 pub use notifications::{
-    ClaimedDelivery, DeliveryView, Inserted, NewDelivery, NotificationView, Outcome,
-    StoredNotification,
+    ClaimedDelivery, DeliveryOrigin, DeliveryView, Inserted, NewDelivery, NotificationView,
+    Outcome, StoredNotification,
+};
+pub use providers::{
+    MAX_TENANT_PROVIDERS, NewTenantProvider, TENANT_PROVIDER_CHANNELS, TenantProvider,
+    TenantProviderView, parse_provider_list, provider_channel,
 };
 pub use schedule::{
     Cancelled, DigestItem, DueBatch, DueTimer, EscalationView, LevelView, NewTimer, TimerKind,

@@ -108,8 +108,19 @@ pub struct DeliveryView {
     pub escalation_level: Option<i32>,
 }
 
+/// Deliveries made at fan-out; a failover channel after the first adds one only when the
+/// channel before it fails.
 fn planned_deliveries(request: &NotificationRequest) -> i32 {
-    (request.recipients.len() * request.channels.len()) as i32
+    (request.recipients.len() * request.initial_channels().count()) as i32
+}
+
+/// Where a delivery sits in its notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryOrigin {
+    pub notification_id: NotificationId,
+    pub recipient_index: usize,
+    pub channel: String,
+    pub status: String,
 }
 
 impl Store {
@@ -154,6 +165,7 @@ impl Store {
                         tenant_id: tenant,
                         notification_id: id,
                         level: None,
+                        failover_from: None,
                     };
                     let timer =
                         NewTimer::new(tenant, id, TimerKind::SendAt, at, "enrich", &message);
@@ -333,7 +345,8 @@ impl Store {
                  RETURNING d.id
              )
              UPDATE attempts a
-             SET finished_at = now(), outcome = o.status, error = o.error
+             SET finished_at = now(), outcome = o.status, error = o.error,
+                 provider = COALESCE(o.provider, a.provider)
              FROM o
              WHERE a.delivery_id = o.id AND a.attempt = o.attempt",
         )
@@ -386,6 +399,28 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The notification, recipient position and channel of a delivery.
+    pub async fn delivery_origin(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<DeliveryOrigin>> {
+        let row: Option<(Uuid, i32, String, String)> = sqlx::query_as(
+            "SELECT notification_id, recipient_index, channel, status FROM deliveries
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(n, index, channel, status)| DeliveryOrigin {
+            notification_id: NotificationId(n),
+            recipient_index: index.max(0) as usize,
+            channel,
+            status,
+        }))
     }
 
     /// The notification with one row per delivery, as the status API shows it.

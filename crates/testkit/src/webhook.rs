@@ -175,7 +175,7 @@ impl Response {
         self
     }
 
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         if StatusCode::from_u16(self.status).is_err() {
             panic!("scripted status {} is not an HTTP status code", self.status);
         }
@@ -188,7 +188,7 @@ impl Response {
         }
     }
 
-    fn into_http(self) -> axum::response::Response {
+    pub(crate) fn into_http(self) -> axum::response::Response {
         let mut response = axum::response::Response::new(axum::body::Body::from(self.body));
         // Both were checked when the response was scripted.
         *response.status_mut() = StatusCode::from_u16(self.status).expect("checked status");

@@ -2,6 +2,7 @@
 //! count of every answer by route and status.
 
 mod notifications;
+mod providers;
 mod recipients;
 mod templates;
 
@@ -51,6 +52,12 @@ pub fn router(state: ApiState) -> Router {
             put(templates::put)
                 .get(templates::show)
                 .delete(templates::delete),
+        )
+        .route(
+            "/v1/providers/{channel}",
+            put(providers::put)
+                .get(providers::show)
+                .delete(providers::delete),
         )
         .route(
             "/v1/recipients/{user_id}",
