@@ -1,7 +1,9 @@
 //! Developer tasks for the workspace, run as `cargo xtask TASK`: `up` runs the whole system on
-//! this machine, `test` runs every test against the local services, and `ci` checks formatting
-//! and lints before the tests.
+//! this machine, `test` runs every test against the local services, `ci` checks formatting
+//! and lints before the tests, and `bench` measures throughput and latency against the
+//! broker's own ceiling.
 
+mod bench;
 mod check;
 mod endpoint;
 mod mail;
@@ -20,7 +22,7 @@ use workspace::{Failed, Steps};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Developer tasks: run the system locally, test, CI checks"
+    about = "Developer tasks: run the system locally, test, CI checks, benchmark"
 )]
 #[command(
     after_help = "The services are found through NOTIFY_DATABASE_URL, NOTIFY_AMQP_URL and NOTIFY_REDIS_URL, as for the workers, and started when they are installed here but stopped."
@@ -38,6 +40,8 @@ enum Task {
     Test(check::TestArgs),
     /// Check formatting and lints, then run every test; each step is timed.
     Ci,
+    /// Measure throughput and latency beside a bare broker chain; figures go to target/bench/.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Task::Up(args) => up::run(&args),
         Task::Test(args) => timed(|steps| check::test(&args, None, steps)),
         Task::Ci => timed(check::ci),
+        Task::Bench(args) => bench::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

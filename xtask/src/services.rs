@@ -235,37 +235,7 @@ pub fn ensure_database(url: &ServiceUrl) -> anyhow::Result<()> {
         return Ok(());
     };
 
-    let query = |sql: &str| -> anyhow::Result<String> {
-        let endpoint = url.endpoint(5432);
-        let mut command = Command::new(&psql);
-        command
-            .args([
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                "postgres",
-            ])
-            .args(["-h", &endpoint.host, "-p", &endpoint.port.to_string()])
-            .args(["-U", url.user.as_deref().unwrap_or("postgres")])
-            .args(["-c", sql])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .stdin(Stdio::null());
-        if let Some(password) = &url.password {
-            command.env("PGPASSWORD", password);
-        }
-        let output = command.output().context("running psql")?;
-        if !output.status.success() {
-            bail!(
-                "psql could not run `{sql}`: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    };
+    let query = |sql: &str| psql_admin(&psql, url, sql);
 
     let exists = query(&format!(
         "SELECT 1 FROM pg_database WHERE datname = {}",
@@ -278,6 +248,51 @@ pub fn ensure_database(url: &ServiceUrl) -> anyhow::Result<()> {
     query(&format!("CREATE DATABASE {}", identifier(name)))?;
     println!("database `{name}` created");
     Ok(())
+}
+
+/// Drops the database that `url` names, closing its connections, when it exists.
+pub fn drop_database(url: &ServiceUrl) -> anyhow::Result<()> {
+    let name = url.path.as_str();
+    let psql = find_program("psql").context("psql is not installed")?;
+    psql_admin(
+        &psql,
+        url,
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", identifier(name)),
+    )?;
+    Ok(())
+}
+
+/// Runs one statement with `psql` in the `postgres` database of the server that `url` names.
+fn psql_admin(psql: &Path, url: &ServiceUrl, sql: &str) -> anyhow::Result<String> {
+    let endpoint = url.endpoint(5432);
+    let mut command = Command::new(psql);
+    command
+        .args([
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            "postgres",
+        ])
+        .args(["-h", &endpoint.host, "-p", &endpoint.port.to_string()])
+        .args(["-U", url.user.as_deref().unwrap_or("postgres")])
+        .args(["-c", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null());
+    if let Some(password) = &url.password {
+        command.env("PGPASSWORD", password);
+    }
+    let output = command.output().context("running psql")?;
+    if !output.status.success() {
+        bail!(
+            "psql could not run `{sql}`: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 fn identifier(name: &str) -> String {

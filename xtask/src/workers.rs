@@ -21,6 +21,8 @@ use crate::workspace::describe;
 pub struct Worker {
     pub name: String,
     pub program: PathBuf,
+    /// Variables set for this worker alone, over what `configure` sets for all.
+    pub env: Vec<(String, String)>,
 }
 
 impl Worker {
@@ -31,6 +33,7 @@ impl Worker {
         Worker {
             name: name.into(),
             program,
+            env: Vec::new(),
         }
     }
 }
@@ -51,6 +54,8 @@ pub struct Running {
     signals: StopRequests,
     stop: watch::Sender<Stop>,
     exits: mpsc::UnboundedReceiver<Exit>,
+    /// Exits seen by [`Running::exited`] before the stop.
+    early: Vec<Exit>,
     output: JoinSet<()>,
 }
 
@@ -66,6 +71,7 @@ pub fn spawn(workers: Vec<Worker>, configure: impl Fn(&mut Command)) -> anyhow::
     for (index, worker) in workers.iter().enumerate() {
         let mut command = Command::new(&worker.program);
         configure(&mut command);
+        command.envs(worker.env.iter().map(|(k, v)| (k, v)));
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -100,11 +106,71 @@ pub fn spawn(workers: Vec<Worker>, configure: impl Fn(&mut Command)) -> anyhow::
         signals,
         stop,
         exits,
+        early: Vec::new(),
         output,
     })
 }
 
 impl Running {
+    /// Stops every worker as `supervise` does, but now: SIGTERM, then a kill for those still
+    /// running after `grace`. Fails when a worker had exited before or did not stop cleanly.
+    pub async fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
+        let mut ended: Vec<Option<io::Result<ExitStatus>>> =
+            self.workers.iter().map(|_| None).collect();
+        let mut early = Vec::new();
+        while let Ok(exit) = self.exits.try_recv() {
+            self.early.push(exit);
+        }
+        for (index, exit) in self.early.drain(..) {
+            early.push(index);
+            ended[index] = Some(exit);
+        }
+
+        self.stop.send_replace(Stop::Terminate);
+        let deadline = Instant::now() + grace;
+        let mut killed = false;
+        while ended.iter().any(Option::is_none) {
+            tokio::select! {
+                Some((index, exit)) = self.exits.recv() => ended[index] = Some(exit),
+                () = tokio::time::sleep_until(deadline), if !killed => {
+                    self.stop.send_replace(Stop::Kill);
+                    killed = true;
+                }
+                else => break,
+            }
+        }
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.output.join_next().await.is_some() {}
+        });
+        let _ = drained.await;
+
+        if let Some(&index) = early.first() {
+            bail!(
+                "worker `{}` had exited on its own with {}",
+                self.workers[index].name,
+                ended[index].as_ref().map_or("no status".into(), outcome)
+            );
+        }
+        let unclean = names_where(&self.workers, &ended, |exit| {
+            !exit
+                .as_ref()
+                .is_some_and(|exit| exit.as_ref().is_ok_and(ExitStatus::success))
+        });
+        if !unclean.is_empty() {
+            bail!("these workers did not stop cleanly: {unclean}");
+        }
+        Ok(())
+    }
+
+    /// The worker that has exited by itself since the start, if one has.
+    pub fn exited(&mut self) -> Option<String> {
+        while let Ok(exit) = self.exits.try_recv() {
+            self.early.push(exit);
+        }
+        let (index, exit) = self.early.first()?;
+        Some(format!("{} ({})", self.workers[*index].name, outcome(exit)))
+    }
+
     /// Runs until a stop request or until a worker exits by itself, then stops them all:
     /// SIGTERM first, a kill for those still running after `grace` or on a second request.
     /// Fails when a worker exited by itself or did not stop cleanly.

@@ -49,6 +49,18 @@ pub fn build_binaries() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds every binary optimized, as the benchmark runs them.
+pub fn build_release_binaries() -> anyhow::Result<()> {
+    let status = cargo()
+        .args(["build", "--release", "--bins"])
+        .status()
+        .context("running cargo build --release")?;
+    if !status.success() {
+        bail!("cargo build --release --bins failed ({})", describe(status));
+    }
+    Ok(())
+}
+
 /// The binaries the workspace builds, found in its metadata.
 pub struct Binaries {
     names: Vec<String>,
@@ -57,6 +69,11 @@ pub struct Binaries {
 
 impl Binaries {
     pub fn load() -> anyhow::Result<Binaries> {
+        Binaries::load_profile("debug")
+    }
+
+    /// The binaries of a cargo profile's output folder: `debug` or `release`.
+    pub fn load_profile(profile: &str) -> anyhow::Result<Binaries> {
         let output = cargo()
             .args(["metadata", "--no-deps", "--format-version", "1"])
             .stderr(std::process::Stdio::inherit())
@@ -85,7 +102,7 @@ impl Binaries {
             .collect();
         Ok(Binaries {
             names,
-            dir: Path::new(target_dir).join("debug"),
+            dir: Path::new(target_dir).join(profile),
         })
     }
 
