@@ -128,7 +128,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let report = runtime.block_on(bench(args, &binaries))?;
+    let mut report = runtime.block_on(bench(args, &binaries))?;
+    report.finish();
 
     let written = report.write(&workspace::root().join("target").join("bench"))?;
     println!("\n{}", report.table());

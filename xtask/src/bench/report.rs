@@ -21,6 +21,8 @@ pub struct Report {
     sizes: Sizes,
     date: String,
     load: String,
+    /// The load when the last scenario ended: others' work on a shared machine shows here.
+    load_end: Option<String>,
     pub baseline: Option<Baseline>,
     pub fan_out: Option<FanOut>,
     pub small: Option<Small>,
@@ -52,6 +54,7 @@ impl Report {
             sizes,
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
             load: machine_load(),
+            load_end: None,
             baseline: None,
             fan_out: None,
             small: None,
@@ -185,6 +188,11 @@ impl Report {
         tallies
     }
 
+    /// Notes the machine's load as the run ends.
+    pub fn finish(&mut self) {
+        self.load_end = Some(machine_load());
+    }
+
     /// The table for the terminal: aligned columns.
     pub fn table(&self) -> String {
         let rows = self.rows();
@@ -230,10 +238,11 @@ impl Report {
 
     fn heading(&self) -> String {
         format!(
-            "notify bench{} — {}, load {}, settings {}",
+            "notify bench{} — {}, load {} at the start, {} at the end, settings {}",
             if self.quick { " --quick" } else { "" },
             self.date,
             self.load,
+            self.load_end.as_deref().unwrap_or("?"),
             self.settings
         )
     }
@@ -278,6 +287,7 @@ impl Report {
         json!({
             "date": self.date,
             "load": self.load,
+            "load_end": self.load_end,
             "quick": self.quick,
             "settings": self.settings,
             "sizes": {
