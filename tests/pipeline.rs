@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use notify_e2e::{DEADLINE, Stack, email_to, next_message, props, welcome};
@@ -171,6 +172,49 @@ async fn the_same_idempotency_key_twice_yields_one_notification_and_one_email() 
     let (status, theirs) = stack.post("/v1/notifications", &other.key, &body).await;
     assert_eq!(status, 202);
     assert_ne!(theirs["id"], first["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_sent_many_times_at_once_yields_one_notification_and_one_email() {
+    let stack = Stack::start().await;
+    let mut body = email_to("bo@example.com", "Bo");
+    body["idempotency_key"] = json!("invoice-9-ready");
+    let others: Vec<_> = (0..10)
+        .map(|i| email_to(&format!("other{i}@example.com"), "Other"))
+        .collect();
+
+    // Sent side by side, most of these are committed in the same group, where the key is
+    // taken by an earlier row of the same statement.
+    let same = (0..30).map(|_| stack.send(&body));
+    let different = others.iter().map(|b| stack.send(b));
+    let (same, different) = tokio::join!(join_all(same), join_all(different));
+
+    let created: Vec<_> = same.iter().filter(|(status, _)| *status == 202).collect();
+    assert_eq!(created.len(), 1, "{same:?}");
+    let id = created[0].1["id"].clone();
+    for (status, answer) in &same {
+        assert!(*status == 202 || *status == 200, "{answer}");
+        assert_eq!(answer["id"], id, "{answer}");
+    }
+    assert!(
+        different.iter().all(|(status, _)| *status == 202),
+        "{different:?}"
+    );
+    stack.wait_completed(id.as_str().unwrap()).await;
+
+    let mails = stack.smtp.wait_for_messages(11, DEADLINE).await.unwrap();
+    let to_bo = mails
+        .iter()
+        .filter(|m| m.to.iter().any(|r| r == "bo@example.com"))
+        .count();
+    assert_eq!(to_bo, 1);
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM notifications WHERE idempotency_key = 'invoice-9-ready'")
+            .await,
+        1
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM notifications").await, 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use serde::Serialize;
 use notify_broker::{Broker, Headers, Outgoing, Stage};
 use notify_core::message::{EnrichMessage, SCHEMA};
 use notify_core::{NotificationId, NotificationRequest, TenantId};
+use notify_store::group::{Batch, Gather};
 use notify_store::{Inserted, Store, StoreError};
 
 #[derive(Clone, Debug, Serialize)]
@@ -27,19 +28,52 @@ pub enum AcceptError {
     #[error(
         "the notification was stored but could not be queued ({0}); send it again with the same idempotency_key"
     )]
-    Broker(#[from] notify_broker::BrokerError),
+    Broker(String),
 }
+
+/// Requests gathered into one group commit: at most this many a group, and this many groups
+/// committed and published at once.
+const MAX_GROUP: usize = 128;
+const GROUPS_IN_FLIGHT: usize = 4;
 
 pub struct Accepter {
     store: Store,
     broker: Broker,
+    singles: Gather<Singles>,
 }
 
 impl Accepter {
     pub fn new(store: Store, broker: Broker) -> Accepter {
-        Accepter { store, broker }
+        let singles = Singles {
+            store: store.clone(),
+            broker: broker.clone(),
+        };
+        Accepter {
+            store,
+            broker,
+            singles: Gather::new(singles, MAX_GROUP, GROUPS_IN_FLIGHT),
+        }
     }
 
+    /// Accepts one notification. Requests that arrive together, from any producers and
+    /// tenants, share one transaction and one window of confirms; each answer waits for its
+    /// own notification's commit and confirm, as if it had been alone.
+    pub async fn accept_one(
+        &self,
+        tenant: TenantId,
+        request: NotificationRequest,
+        traceparent: &str,
+    ) -> Result<Accepted, AcceptError> {
+        self.singles
+            .call(Single {
+                tenant,
+                request,
+                traceparent: traceparent.to_owned(),
+            })
+            .await?
+    }
+
+    /// Accepts the requests of one batch in one transaction.
     pub async fn accept(
         &self,
         tenant: TenantId,
@@ -47,45 +81,102 @@ impl Accepter {
         traceparent: &str,
     ) -> Result<Vec<Accepted>, AcceptError> {
         let inserted = self.store.insert_notifications(tenant, requests).await?;
-
-        let bodies: Vec<(NotificationId, Vec<u8>)> = inserted
+        let published: Vec<(TenantId, NotificationId, &str)> = inserted
             .iter()
             .filter(|i| i.publish_now)
-            .map(|i| {
-                let message = EnrichMessage {
-                    schema: SCHEMA,
-                    tenant_id: tenant,
-                    notification_id: i.id,
-                    level: None,
-                    failover_from: None,
-                };
-                (
-                    i.id,
-                    serde_json::to_vec(&message).expect("a message serializes"),
-                )
-            })
+            .map(|i| (tenant, i.id, traceparent))
             .collect();
-        if !bodies.is_empty() {
-            let headers = Headers::new(Some(tenant), Some(traceparent.to_owned()));
-            let queue = self.broker.topology().stage_queue(Stage::Enrich);
-            let outgoing: Vec<Outgoing<'_>> = bodies
-                .iter()
-                .map(|(_, body)| Outgoing {
-                    exchange: "",
-                    routing_key: &queue,
-                    body,
-                    headers: &headers,
-                })
-                .collect();
-            let publisher = self.broker.publisher().await?;
-            if let Err(e) = publisher.send_all(&outgoing).await {
-                self.broker.reset().await;
-                return Err(e.into());
-            }
-        }
-
+        publish(&self.broker, &published).await?;
         Ok(inserted.into_iter().map(accepted).collect())
     }
+}
+
+struct Single {
+    tenant: TenantId,
+    request: NotificationRequest,
+    traceparent: String,
+}
+
+struct Singles {
+    store: Store,
+    broker: Broker,
+}
+
+impl Batch for Singles {
+    type Item = Single;
+    type Output = Result<Accepted, AcceptError>;
+    type Error = AcceptError;
+
+    /// Fails as a whole only before the commit, when nothing was stored and every request may
+    /// be tried again; once committed, each request gets its own answer.
+    async fn run(&self, singles: &[Single]) -> Result<Vec<Self::Output>, AcceptError> {
+        let requests: Vec<(TenantId, &NotificationRequest)> =
+            singles.iter().map(|s| (s.tenant, &s.request)).collect();
+        let inserted = self.store.insert_notifications_of(&requests).await?;
+        let published: Vec<(TenantId, NotificationId, &str)> = inserted
+            .iter()
+            .zip(singles)
+            .filter(|(i, _)| i.publish_now)
+            .map(|(i, s)| (s.tenant, i.id, s.traceparent.as_str()))
+            .collect();
+        Ok(match publish(&self.broker, &published).await {
+            Ok(()) => inserted.into_iter().map(|i| Ok(accepted(i))).collect(),
+            Err(AcceptError::Broker(e)) => singles
+                .iter()
+                .map(|_| Err(AcceptError::Broker(e.clone())))
+                .collect(),
+            Err(e) => return Err(e),
+        })
+    }
+
+    fn lost() -> AcceptError {
+        AcceptError::Store(StoreError::Lost)
+    }
+}
+
+/// Publishes a fan-out message for each notification to `enrich` and waits for every confirm.
+async fn publish(
+    broker: &Broker,
+    notifications: &[(TenantId, NotificationId, &str)],
+) -> Result<(), AcceptError> {
+    if notifications.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<(Vec<u8>, Headers)> = notifications
+        .iter()
+        .map(|(tenant, id, traceparent)| {
+            let message = EnrichMessage {
+                schema: SCHEMA,
+                tenant_id: *tenant,
+                notification_id: *id,
+                level: None,
+                failover_from: None,
+            };
+            (
+                serde_json::to_vec(&message).expect("a message serializes"),
+                Headers::new(Some(*tenant), Some((*traceparent).to_owned())),
+            )
+        })
+        .collect();
+    let queue = broker.topology().stage_queue(Stage::Enrich);
+    let outgoing: Vec<Outgoing<'_>> = messages
+        .iter()
+        .map(|(body, headers)| Outgoing {
+            exchange: "",
+            routing_key: &queue,
+            body,
+            headers,
+        })
+        .collect();
+    let publisher = broker
+        .publisher()
+        .await
+        .map_err(|e| AcceptError::Broker(e.to_string()))?;
+    if let Err(e) = publisher.send_all(&outgoing).await {
+        broker.reset().await;
+        return Err(AcceptError::Broker(e.to_string()));
+    }
+    Ok(())
 }
 
 fn accepted(i: Inserted) -> Accepted {

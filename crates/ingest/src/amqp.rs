@@ -68,10 +68,9 @@ impl IngestQueue {
             .map_err(|e: ValidationError| Refusal::Rejected(e.into()))?;
         let accepted = self
             .accepter
-            .accept(tenant, &[&request], &message.traceparent)
+            .accept_one(tenant, request, &message.traceparent)
             .await
             .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-        let accepted = accepted.into_iter().next().expect("one result per request");
         tracing::info!(tenant_id = %tenant, notification_id = %accepted.id, replay = accepted.idempotent_replay, "accepted");
         Ok(json!(accepted))
     }

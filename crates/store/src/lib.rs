@@ -2,6 +2,7 @@
 //! every one of them scoped by tenant.
 
 mod credentials;
+pub mod group;
 mod keys;
 mod notifications;
 mod profiles;
@@ -41,6 +42,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The group commit this call was part of ended without an answer.
+    #[error("the write was interrupted before it answered")]
+    Lost,
 }
 
 impl StoreError {
@@ -60,7 +64,7 @@ impl StoreError {
                 | sqlx::Error::WorkerCrashed => true,
                 _ => false,
             },
-            StoreError::Migration(_) | StoreError::Corrupt(_) => false,
+            StoreError::Migration(_) | StoreError::Corrupt(_) | StoreError::Lost => false,
         }
     }
 
@@ -86,7 +90,7 @@ impl StoreError {
                 | sqlx::Error::ColumnIndexOutOfBounds { .. } => false,
                 _ => true,
             },
-            StoreError::Migration(_) => true,
+            StoreError::Migration(_) | StoreError::Lost => true,
             StoreError::Corrupt(_) => false,
         }
     }
@@ -94,9 +98,16 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    groups: std::sync::Arc<notifications::Groups>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("pool", &self.pool).finish()
+    }
 }
 
 impl Store {
@@ -106,12 +117,22 @@ impl Store {
         let options: PgConnectOptions = url.parse()?;
         let options = options
             .application_name("notify")
+            // Plans are made for the arrays at hand: a plan cached while a table was nearly
+            // empty would keep scanning it whole as it grows, and with group commit a
+            // statement carries many messages, so planning it each time costs little.
+            .options([("plan_cache_mode", "force_custom_plan")])
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
-        Ok(Store { pool })
+        Ok(Store::from_pool(pool))
+    }
+
+    /// A store over an open pool.
+    pub fn from_pool(pool: PgPool) -> Store {
+        let groups = std::sync::Arc::new(notifications::Groups::new(&pool));
+        Store { pool, groups }
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -10,6 +10,11 @@ use uuid::Uuid;
 use notify_core::message::{EnrichMessage, SCHEMA};
 use notify_core::{DeliveryId, DeliveryStatus, NotificationId, NotificationRequest, TenantId};
 
+use std::collections::HashMap;
+
+use sqlx::PgPool;
+
+use crate::group::{Batch, Gather};
 use crate::schedule::{NewTimer, TimerKind, insert_timer};
 use crate::{Result, Store, StoreError};
 
@@ -114,6 +119,17 @@ fn planned_deliveries(request: &NotificationRequest) -> i32 {
     (request.recipients.len() * request.initial_channels().count()) as i32
 }
 
+/// The notification that already holds an idempotency key.
+struct Earlier {
+    id: Uuid,
+    count: i32,
+    status: String,
+    send_at: Option<DateTime<Utc>>,
+}
+
+/// tenant, key, id, delivery count, status, send_at.
+type EarlierRow = (Uuid, String, Uuid, i32, String, Option<DateTime<Utc>>);
+
 /// Where a delivery sits in its notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryOrigin {
@@ -131,74 +147,144 @@ impl Store {
         tenant: TenantId,
         requests: &[&NotificationRequest],
     ) -> Result<Vec<Inserted>> {
+        let requests: Vec<(TenantId, &NotificationRequest)> =
+            requests.iter().map(|r| (tenant, *r)).collect();
+        self.insert_notifications_of(&requests).await
+    }
+
+    /// Inserts notifications of any tenants in one transaction: one statement for all the
+    /// rows, one more to find the earlier notifications of keys already taken, and the
+    /// timers of those sent for later. Two requests with the same tenant and key make one
+    /// notification, which both are answered with.
+    pub async fn insert_notifications_of(
+        &self,
+        requests: &[(TenantId, &NotificationRequest)],
+    ) -> Result<Vec<Inserted>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let n = requests.len();
+        let mut ids: Vec<Uuid> = Vec::with_capacity(n);
+        let mut tenants: Vec<Uuid> = Vec::with_capacity(n);
+        let mut keys: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut bodies: Vec<serde_json::Value> = Vec::with_capacity(n);
+        let mut priorities: Vec<&str> = Vec::with_capacity(n);
+        let mut categories: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut counts: Vec<i32> = Vec::with_capacity(n);
+        let mut send_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        for (tenant, request) in requests {
+            ids.push(NotificationId::new().0);
+            tenants.push(tenant.0);
+            keys.push(request.idempotency_key.as_deref());
+            bodies.push(
+                serde_json::to_value(request).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+            priorities.push(request.priority.as_str());
+            categories.push(request.category.as_deref());
+            counts.push(planned_deliveries(request));
+            send_ats.push(request.send_at.filter(|at| *at > now));
+        }
+
         let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(requests.len());
-        for request in requests {
-            let id = NotificationId::new();
-            let body =
-                serde_json::to_value(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let count = planned_deliveries(request);
-            let send_at = request.send_at.filter(|at| *at > Utc::now());
-            let created: Option<(Uuid,)> = sqlx::query_as(
-                "INSERT INTO notifications
-                     (id, tenant_id, idempotency_key, request, priority, category, delivery_count,
-                      send_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-                 RETURNING id",
+        let created: Vec<(Uuid,)> = sqlx::query_as(
+            "INSERT INTO notifications
+                 (id, tenant_id, idempotency_key, request, priority, category, delivery_count,
+                  send_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[],
+                                  $6::text[], $7::int[], $8::timestamptz[])
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(&ids)
+        .bind(&tenants)
+        .bind(&keys)
+        .bind(&bodies)
+        .bind(&priorities)
+        .bind(&categories)
+        .bind(&counts)
+        .bind(&send_ats)
+        .fetch_all(&mut *tx)
+        .await?;
+        let created: std::collections::HashSet<Uuid> =
+            created.into_iter().map(|(id,)| id).collect();
+
+        // The keys that were taken, by an earlier notification or an earlier row of this one
+        // statement, and the notifications that hold them.
+        let (taken_tenants, taken_keys): (Vec<Uuid>, Vec<&str>) = (0..n)
+            .filter(|&i| !created.contains(&ids[i]))
+            .map(|i| (tenants[i], keys[i].unwrap_or_default()))
+            .unzip();
+        let mut existing: HashMap<(Uuid, String), Earlier> = HashMap::new();
+        if !taken_keys.is_empty() {
+            let rows: Vec<EarlierRow> = sqlx::query_as(
+                "SELECT n.tenant_id, n.idempotency_key, n.id, n.delivery_count, n.status,
+                            n.send_at
+                     FROM notifications n
+                     JOIN UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, idempotency_key)
+                       ON n.tenant_id = k.tenant_id AND n.idempotency_key = k.idempotency_key",
             )
-            .bind(id.0)
-            .bind(tenant.0)
-            .bind(&request.idempotency_key)
-            .bind(&body)
-            .bind(request.priority.as_str())
-            .bind(&request.category)
-            .bind(count)
-            .bind(send_at)
-            .fetch_optional(&mut *tx)
+            .bind(&taken_tenants)
+            .bind(&taken_keys)
+            .fetch_all(&mut *tx)
             .await?;
-            if created.is_some() {
-                if let Some(at) = send_at {
+            for (tenant, key, id, count, status, send_at) in rows {
+                existing.insert(
+                    (tenant, key),
+                    Earlier {
+                        id,
+                        count,
+                        status,
+                        send_at,
+                    },
+                );
+            }
+        }
+
+        let mut results = Vec::with_capacity(n);
+        for (i, (tenant, _)) in requests.iter().enumerate() {
+            if created.contains(&ids[i]) {
+                let id = NotificationId(ids[i]);
+                if let Some(at) = send_ats[i] {
                     // Durable in the same transaction: the scheduler fans it out when due.
                     let message = EnrichMessage {
                         schema: SCHEMA,
-                        tenant_id: tenant,
+                        tenant_id: *tenant,
                         notification_id: id,
                         level: None,
                         failover_from: None,
                     };
                     let timer =
-                        NewTimer::new(tenant, id, TimerKind::SendAt, at, "enrich", &message);
+                        NewTimer::new(*tenant, id, TimerKind::SendAt, at, "enrich", &message);
                     insert_timer(&mut tx, &timer).await?;
                 }
                 results.push(Inserted {
                     id,
-                    delivery_count: count,
+                    delivery_count: counts[i],
                     created: true,
-                    publish_now: send_at.is_none(),
-                    send_at,
+                    publish_now: send_ats[i].is_none(),
+                    send_at: send_ats[i],
                 });
                 continue;
             }
-            let (existing, existing_count, status, send_at): (
-                Uuid,
-                i32,
-                String,
-                Option<DateTime<Utc>>,
-            ) = sqlx::query_as(
-                "SELECT id, delivery_count, status, send_at FROM notifications
-                     WHERE tenant_id = $1 AND idempotency_key = $2",
-            )
-            .bind(tenant.0)
-            .bind(&request.idempotency_key)
-            .fetch_one(&mut *tx)
-            .await?;
+            let key = (tenants[i], keys[i].unwrap_or_default().to_owned());
+            let Some(earlier) = existing.get(&key) else {
+                return Err(StoreError::Corrupt(format!(
+                    "idempotency key {:?} of tenant {} was taken but is not found",
+                    key.1, key.0
+                )));
+            };
+            // A second request of this very statement is answered with the first one's
+            // notification, which the first request publishes.
+            let first_here = created.contains(&earlier.id);
             results.push(Inserted {
-                id: NotificationId(existing),
-                delivery_count: existing_count,
+                id: NotificationId(earlier.id),
+                delivery_count: earlier.count,
                 created: false,
-                publish_now: status == "accepted" && send_at.is_none_or(|at| at <= Utc::now()),
-                send_at: send_at.filter(|at| *at > Utc::now()),
+                publish_now: !first_here
+                    && earlier.status == "accepted"
+                    && earlier.send_at.is_none_or(|at| at <= now),
+                send_at: earlier.send_at.filter(|at| *at > now),
             });
         }
         tx.commit().await?;
@@ -242,14 +328,15 @@ impl Store {
         deliveries: &[NewDelivery],
         timers: &[NewTimer],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        insert_deliveries(&mut tx, tenant, notification, deliveries).await?;
-        for timer in timers {
-            insert_timer(&mut tx, timer).await?;
-        }
-        mark_fanned_out(&mut tx, tenant, notification).await?;
-        tx.commit().await?;
-        Ok(())
+        self.groups
+            .fan_outs
+            .call(FanOut {
+                tenant,
+                notification,
+                deliveries: deliveries.to_vec(),
+                timers: timers.to_vec(),
+            })
+            .await
     }
 
     /// The deliveries of a notification that have not been rendered and sent yet.
@@ -280,36 +367,18 @@ impl Store {
         message_id: Uuid,
         provider: &str,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let ids: Vec<Uuid> = ids.iter().map(|d| d.0).collect();
-        let rows: Vec<(Uuid, i32)> = sqlx::query_as(
-            "WITH claimed AS (
-                 UPDATE deliveries
-                 SET status = 'sending', attempts = attempts + 1, claimed_by = $3,
-                     updated_at = now()
-                 WHERE tenant_id = $1 AND id = ANY($2)
-                   AND (status IN ('pending', 'scheduled', 'retrying')
-                        OR (status = 'sending' AND claimed_by = $3))
-                 RETURNING id, attempts
-             ), recorded AS (
-                 INSERT INTO attempts (delivery_id, attempt, provider)
-                 SELECT id, attempts, $4 FROM claimed
-                 ON CONFLICT DO NOTHING
-             )
-             SELECT id, attempts FROM claimed",
-        )
-        .bind(tenant.0)
-        .bind(&ids)
-        .bind(message_id)
-        .bind(provider)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, attempt)| ClaimedDelivery {
-                id: DeliveryId(id),
-                attempt,
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.groups
+            .claims
+            .call(Claim {
+                tenant,
+                ids: ids.to_vec(),
+                message_id,
+                provider: provider.to_owned(),
             })
-            .collect())
+            .await
     }
 
     /// Records the outcomes of claimed attempts, for the whole chunk in one statement.
@@ -322,44 +391,14 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = outcomes.iter().map(|o| o.id.0).collect();
-        let attempts: Vec<i32> = outcomes.iter().map(|o| o.attempt).collect();
-        let statuses: Vec<&str> = outcomes.iter().map(|o| o.status.as_str()).collect();
-        let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.error.clone()).collect();
-        let providers: Vec<Option<String>> = outcomes.iter().map(|o| o.provider.clone()).collect();
-        sqlx::query(
-            "WITH o AS (
-                 SELECT * FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[])
-                     AS o(id, attempt, status, error, provider)
-             ), updated AS (
-                 UPDATE deliveries d
-                 SET status = o.status,
-                     last_error = COALESCE(o.error, d.last_error),
-                     provider = COALESCE(o.provider, d.provider),
-                     claimed_by = NULL,
-                     updated_at = now(),
-                     finished_at = CASE WHEN o.status IN ('delivered', 'failed', 'dead_lettered')
-                                        THEN now() END
-                 FROM o
-                 WHERE d.id = o.id AND d.tenant_id = $1 AND d.claimed_by = $2
-                 RETURNING d.id
-             )
-             UPDATE attempts a
-             SET finished_at = now(), outcome = o.status, error = o.error,
-                 provider = COALESCE(o.provider, a.provider)
-             FROM o
-             WHERE a.delivery_id = o.id AND a.attempt = o.attempt",
-        )
-        .bind(tenant.0)
-        .bind(message_id)
-        .bind(&ids)
-        .bind(&attempts)
-        .bind(&statuses)
-        .bind(&errors)
-        .bind(&providers)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.groups
+            .outcomes
+            .call(Outcomes {
+                tenant,
+                message_id,
+                outcomes: outcomes.to_vec(),
+            })
+            .await
     }
 
     /// Ends deliveries that can never be attempted (a template that does not render, an
@@ -557,4 +596,214 @@ pub(crate) async fn mark_fanned_out(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// The writes that many messages make at once, each gathered into group commits.
+pub(crate) struct Groups {
+    claims: Gather<ClaimBatch>,
+    outcomes: Gather<OutcomeBatch>,
+    fan_outs: Gather<FanOutBatch>,
+}
+
+/// Calls a group holds at most, and groups written at once, of each kind: a worker's pool has
+/// room for all of them beside its reads.
+const MAX_GROUP: usize = 64;
+const GROUPS_IN_FLIGHT: usize = 3;
+
+impl Groups {
+    pub(crate) fn new(pool: &PgPool) -> Groups {
+        Groups {
+            claims: Gather::new(ClaimBatch(pool.clone()), MAX_GROUP, GROUPS_IN_FLIGHT),
+            outcomes: Gather::new(OutcomeBatch(pool.clone()), MAX_GROUP, GROUPS_IN_FLIGHT),
+            fan_outs: Gather::new(FanOutBatch(pool.clone()), MAX_GROUP, GROUPS_IN_FLIGHT),
+        }
+    }
+}
+
+struct Claim {
+    tenant: TenantId,
+    ids: Vec<DeliveryId>,
+    message_id: Uuid,
+    provider: String,
+}
+
+struct ClaimBatch(PgPool);
+
+impl Batch for ClaimBatch {
+    type Item = Claim;
+    type Output = Vec<ClaimedDelivery>;
+    type Error = StoreError;
+
+    /// One statement for every chunk of the group. Two chunks carrying the same delivery under
+    /// different broker messages meet in the same `UPDATE`, which changes the row once: one of
+    /// them claims it and the other finds it taken.
+    async fn run(&self, claims: &[Claim]) -> Result<Vec<Vec<ClaimedDelivery>>> {
+        let rows = claims.iter().map(|c| c.ids.len()).sum();
+        let mut tenants: Vec<Uuid> = Vec::with_capacity(rows);
+        let mut ids: Vec<Uuid> = Vec::with_capacity(rows);
+        let mut messages: Vec<Uuid> = Vec::with_capacity(rows);
+        let mut providers: Vec<&str> = Vec::with_capacity(rows);
+        for claim in claims {
+            for id in &claim.ids {
+                tenants.push(claim.tenant.0);
+                ids.push(id.0);
+                messages.push(claim.message_id);
+                providers.push(&claim.provider);
+            }
+        }
+        let claimed: Vec<(Uuid, i32, Uuid)> = sqlx::query_as(
+            "WITH wanted AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])
+                     AS w(tenant_id, id, message_id, provider)
+             ), claimed AS (
+                 UPDATE deliveries d
+                 SET status = 'sending', attempts = d.attempts + 1, claimed_by = w.message_id,
+                     updated_at = now()
+                 FROM wanted w
+                 WHERE d.id = w.id AND d.tenant_id = w.tenant_id
+                   AND (d.status IN ('pending', 'scheduled', 'retrying')
+                        OR (d.status = 'sending' AND d.claimed_by = w.message_id))
+                 RETURNING d.id, d.attempts, w.message_id, w.provider
+             ), recorded AS (
+                 INSERT INTO attempts (delivery_id, attempt, provider)
+                 SELECT id, attempts, provider FROM claimed
+                 ON CONFLICT DO NOTHING
+             )
+             SELECT id, attempts, message_id FROM claimed",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&messages)
+        .bind(&providers)
+        .fetch_all(&self.0)
+        .await?;
+        let mut by_message: HashMap<Uuid, Vec<ClaimedDelivery>> = HashMap::new();
+        for (id, attempt, message) in claimed {
+            by_message
+                .entry(message)
+                .or_default()
+                .push(ClaimedDelivery {
+                    id: DeliveryId(id),
+                    attempt,
+                });
+        }
+        Ok(claims
+            .iter()
+            .map(|c| by_message.remove(&c.message_id).unwrap_or_default())
+            .collect())
+    }
+
+    fn lost() -> StoreError {
+        StoreError::Lost
+    }
+}
+
+struct Outcomes {
+    tenant: TenantId,
+    message_id: Uuid,
+    outcomes: Vec<Outcome>,
+}
+
+struct OutcomeBatch(PgPool);
+
+impl Batch for OutcomeBatch {
+    type Item = Outcomes;
+    type Output = ();
+    type Error = StoreError;
+
+    /// One statement for the outcomes of every chunk of the group; a delivery is changed only
+    /// while the message that claimed it still holds it.
+    async fn run(&self, groups: &[Outcomes]) -> Result<Vec<()>> {
+        let rows = groups.iter().map(|g| g.outcomes.len()).sum();
+        let mut tenants: Vec<Uuid> = Vec::with_capacity(rows);
+        let mut messages: Vec<Uuid> = Vec::with_capacity(rows);
+        let mut ids: Vec<Uuid> = Vec::with_capacity(rows);
+        let mut attempts: Vec<i32> = Vec::with_capacity(rows);
+        let mut statuses: Vec<&str> = Vec::with_capacity(rows);
+        let mut errors: Vec<Option<&str>> = Vec::with_capacity(rows);
+        let mut providers: Vec<Option<&str>> = Vec::with_capacity(rows);
+        for group in groups {
+            for o in &group.outcomes {
+                tenants.push(group.tenant.0);
+                messages.push(group.message_id);
+                ids.push(o.id.0);
+                attempts.push(o.attempt);
+                statuses.push(o.status.as_str());
+                errors.push(o.error.as_deref());
+                providers.push(o.provider.as_deref());
+            }
+        }
+        sqlx::query(
+            "WITH o AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[],
+                                      $6::text[], $7::text[])
+                     AS o(tenant_id, message_id, id, attempt, status, error, provider)
+             ), updated AS (
+                 UPDATE deliveries d
+                 SET status = o.status,
+                     last_error = COALESCE(o.error, d.last_error),
+                     provider = COALESCE(o.provider, d.provider),
+                     claimed_by = NULL,
+                     updated_at = now(),
+                     finished_at = CASE WHEN o.status IN ('delivered', 'failed', 'dead_lettered')
+                                        THEN now() END
+                 FROM o
+                 WHERE d.id = o.id AND d.tenant_id = o.tenant_id AND d.claimed_by = o.message_id
+                 RETURNING d.id
+             )
+             UPDATE attempts a
+             SET finished_at = now(), outcome = o.status, error = o.error,
+                 provider = COALESCE(o.provider, a.provider)
+             FROM o
+             WHERE a.delivery_id = o.id AND a.attempt = o.attempt",
+        )
+        .bind(&tenants)
+        .bind(&messages)
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&statuses)
+        .bind(&errors)
+        .bind(&providers)
+        .execute(&self.0)
+        .await?;
+        Ok(vec![(); groups.len()])
+    }
+
+    fn lost() -> StoreError {
+        StoreError::Lost
+    }
+}
+
+struct FanOut {
+    tenant: TenantId,
+    notification: NotificationId,
+    deliveries: Vec<NewDelivery>,
+    timers: Vec<NewTimer>,
+}
+
+struct FanOutBatch(PgPool);
+
+impl Batch for FanOutBatch {
+    type Item = FanOut;
+    type Output = ();
+    type Error = StoreError;
+
+    /// Every fan-out of the group in one transaction: each notification's deliveries,
+    /// timers and mark, committed together.
+    async fn run(&self, fan_outs: &[FanOut]) -> Result<Vec<()>> {
+        let mut tx = self.0.begin().await?;
+        for f in fan_outs {
+            insert_deliveries(&mut tx, f.tenant, f.notification, &f.deliveries).await?;
+            for timer in &f.timers {
+                insert_timer(&mut tx, timer).await?;
+            }
+            mark_fanned_out(&mut tx, f.tenant, f.notification).await?;
+        }
+        tx.commit().await?;
+        Ok(vec![(); fan_outs.len()])
+    }
+
+    fn lost() -> StoreError {
+        StoreError::Lost
+    }
 }

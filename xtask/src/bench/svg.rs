@@ -29,6 +29,8 @@ pub fn latency_chart(title: &str, series: &[(&str, &Latency)]) -> String {
         .filter_map(|(_, l)| l.sorted_ms.first().copied())
         .fold(f64::INFINITY, f64::min)
         .max(0.01);
+    // With no latency measured at all, an empty chart over 1 to 10 ms.
+    let lowest = if lowest.is_finite() { lowest } else { 1.0 };
     let highest = series
         .iter()
         .map(|(_, l)| l.max())
@@ -179,6 +181,14 @@ mod tests {
             "{svg}"
         );
         assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_run_without_latency_draws_an_empty_chart() {
+        let none = Latency::new(Vec::new());
+        let svg = latency_chart("latency", &[("pipeline", &none)]);
+        assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
+        assert_eq!(svg.matches("<polyline").count(), 0);
     }
 
     #[test]

@@ -37,9 +37,8 @@ pub async fn create(
 
     let accepted = state
         .accepter
-        .accept(tenant, &[&request], &traceparent(&headers))
+        .accept_one(tenant, request, &traceparent(&headers))
         .await?;
-    let accepted = accepted.into_iter().next().expect("one result per request");
     tracing::info!(tenant_id = %tenant, notification_id = %accepted.id, replay = accepted.idempotent_replay, "accepted");
     let status = if accepted.idempotent_replay {
         StatusCode::OK
