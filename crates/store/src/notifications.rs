@@ -186,8 +186,7 @@ impl Store {
             send_ats.push(request.send_at.filter(|at| *at > now));
         }
 
-        let mut tx = self.pool.begin().await?;
-        let created: Vec<(Uuid,)> = sqlx::query_as(
+        let insert = sqlx::query_as(
             "INSERT INTO notifications
                  (id, tenant_id, idempotency_key, request, priority, category, delivery_count,
                   send_at)
@@ -203,9 +202,31 @@ impl Store {
         .bind(&priorities)
         .bind(&categories)
         .bind(&counts)
-        .bind(&send_ats)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(&send_ats);
+
+        // Without idempotency keys nothing can conflict, and without a later send_at there is
+        // no timer: the one statement is the whole write, committed on its own.
+        if keys.iter().all(Option::is_none) && send_ats.iter().all(Option::is_none) {
+            let created: Vec<(Uuid,)> = insert.fetch_all(&self.pool).await?;
+            if created.len() != n {
+                return Err(StoreError::Corrupt(format!(
+                    "{} of {n} notifications without keys were inserted",
+                    created.len()
+                )));
+            }
+            return Ok((0..n)
+                .map(|i| Inserted {
+                    id: NotificationId(ids[i]),
+                    delivery_count: counts[i],
+                    created: true,
+                    publish_now: true,
+                    send_at: None,
+                })
+                .collect());
+        }
+
+        let mut tx = self.pool.begin().await?;
+        let created: Vec<(Uuid,)> = insert.fetch_all(&mut *tx).await?;
         let created: std::collections::HashSet<Uuid> =
             created.into_iter().map(|(id,)| id).collect();
 
@@ -296,26 +317,7 @@ impl Store {
         tenant: TenantId,
         id: NotificationId,
     ) -> Result<Option<StoredNotification>> {
-        let row: Option<(serde_json::Value, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT request, status, created_at FROM notifications WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((request, status, created_at)) = row else {
-            return Ok(None);
-        };
-        let request = serde_json::from_value(request)
-            .map_err(|e| StoreError::Corrupt(format!("notification {id}: {e}")))?;
-        Ok(Some(StoredNotification {
-            id,
-            tenant_id: tenant,
-            request,
-            fanned_out: status == "fanned_out",
-            cancelled: status == "cancelled",
-            created_at,
-        }))
+        self.groups.loads.call((tenant, id)).await
     }
 
     /// Writes the deliveries of a notification, the timers that will release its delayed ones,
@@ -603,6 +605,7 @@ pub(crate) struct Groups {
     claims: Gather<ClaimBatch>,
     outcomes: Gather<OutcomeBatch>,
     fan_outs: Gather<FanOutBatch>,
+    loads: Gather<LoadBatch>,
 }
 
 /// Calls a group holds at most, and groups written at once, of each kind: a worker's pool has
@@ -616,6 +619,7 @@ impl Groups {
             claims: Gather::new(ClaimBatch(pool.clone()), MAX_GROUP, GROUPS_IN_FLIGHT),
             outcomes: Gather::new(OutcomeBatch(pool.clone()), MAX_GROUP, GROUPS_IN_FLIGHT),
             fan_outs: Gather::new(FanOutBatch(pool.clone()), MAX_GROUP, GROUPS_IN_FLIGHT),
+            loads: Gather::new(LoadBatch(pool.clone()), MAX_GROUP, GROUPS_IN_FLIGHT),
         }
     }
 }
@@ -788,19 +792,143 @@ impl Batch for FanOutBatch {
     type Output = ();
     type Error = StoreError;
 
-    /// Every fan-out of the group in one transaction: each notification's deliveries,
-    /// timers and mark, committed together.
+    /// Every fan-out of the group in one statement: all the deliveries and all the marks.
+    /// Timers, which only delayed, held or escalating notifications have, join it in one
+    /// transaction.
     async fn run(&self, fan_outs: &[FanOut]) -> Result<Vec<()>> {
-        let mut tx = self.0.begin().await?;
-        for f in fan_outs {
-            insert_deliveries(&mut tx, f.tenant, f.notification, &f.deliveries).await?;
-            for timer in &f.timers {
+        let timers: Vec<&NewTimer> = fan_outs.iter().flat_map(|f| &f.timers).collect();
+        if timers.is_empty() {
+            write_fan_outs(&self.0, fan_outs).await?;
+        } else {
+            let mut tx = self.0.begin().await?;
+            for timer in timers {
                 insert_timer(&mut tx, timer).await?;
             }
-            mark_fanned_out(&mut tx, f.tenant, f.notification).await?;
+            write_fan_outs(&mut *tx, fan_outs).await?;
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(vec![(); fan_outs.len()])
+    }
+
+    fn lost() -> StoreError {
+        StoreError::Lost
+    }
+}
+
+/// The deliveries of every fan-out, and every notification marked fanned out, in one
+/// statement. Deliveries that exist already (a redelivered fan-out) are left as they are.
+async fn write_fan_outs<'e, E>(executor: E, fan_outs: &[FanOut]) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let rows: usize = fan_outs.iter().map(|f| f.deliveries.len()).sum();
+    let mut tenants: Vec<Uuid> = Vec::with_capacity(rows);
+    let mut notifications: Vec<Uuid> = Vec::with_capacity(rows);
+    let mut ids: Vec<Uuid> = Vec::with_capacity(rows);
+    let mut indexes: Vec<i32> = Vec::with_capacity(rows);
+    let mut users: Vec<Option<&str>> = Vec::with_capacity(rows);
+    let mut channels: Vec<&str> = Vec::with_capacity(rows);
+    let mut addresses: Vec<Option<&str>> = Vec::with_capacity(rows);
+    let mut statuses: Vec<&str> = Vec::with_capacity(rows);
+    let mut errors: Vec<Option<&str>> = Vec::with_capacity(rows);
+    let mut levels: Vec<Option<i32>> = Vec::with_capacity(rows);
+    let mut scheduled: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows);
+    for f in fan_outs {
+        for d in &f.deliveries {
+            tenants.push(f.tenant.0);
+            notifications.push(f.notification.0);
+            ids.push(d.id.0);
+            indexes.push(d.recipient_index);
+            users.push(d.user_id.as_deref());
+            channels.push(&d.channel);
+            addresses.push(d.address.as_deref());
+            statuses.push(d.status.as_str());
+            errors.push(d.error.as_deref());
+            levels.push(d.escalation_level);
+            scheduled.push(d.scheduled_for);
+        }
+    }
+    let marked_tenants: Vec<Uuid> = fan_outs.iter().map(|f| f.tenant.0).collect();
+    let marked: Vec<Uuid> = fan_outs.iter().map(|f| f.notification.0).collect();
+    sqlx::query(
+        "WITH inserted AS (
+             INSERT INTO deliveries
+                 (id, tenant_id, notification_id, recipient_index, user_id, channel, address,
+                  status, last_error, escalation_level, scheduled_for, finished_at)
+             SELECT d.id, d.tenant_id, d.notification_id, d.idx, d.user_id, d.channel,
+                    d.address, d.status, d.error, d.level, d.scheduled_for,
+                    CASE WHEN d.status IN ('failed', 'suppressed') THEN now() END
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::int[], $11::timestamptz[])
+                  AS d(tenant_id, notification_id, id, idx, user_id, channel, address, status,
+                       error, level, scheduled_for)
+             ON CONFLICT (id) DO NOTHING
+         )
+         UPDATE notifications n SET status = 'fanned_out', fanned_out_at = now()
+         FROM UNNEST($12::uuid[], $13::uuid[]) AS m(tenant_id, id)
+         WHERE n.tenant_id = m.tenant_id AND n.id = m.id AND n.status = 'accepted'",
+    )
+    .bind(&tenants)
+    .bind(&notifications)
+    .bind(&ids)
+    .bind(&indexes)
+    .bind(&users)
+    .bind(&channels)
+    .bind(&addresses)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&levels)
+    .bind(&scheduled)
+    .bind(&marked_tenants)
+    .bind(&marked)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+struct LoadBatch(PgPool);
+
+impl Batch for LoadBatch {
+    type Item = (TenantId, NotificationId);
+    type Output = Option<StoredNotification>;
+    type Error = StoreError;
+
+    /// The notifications of every call in one query.
+    async fn run(&self, wanted: &[(TenantId, NotificationId)]) -> Result<Vec<Self::Output>> {
+        let tenants: Vec<Uuid> = wanted.iter().map(|(t, _)| t.0).collect();
+        let ids: Vec<Uuid> = wanted.iter().map(|(_, n)| n.0).collect();
+        let rows: Vec<(Uuid, Uuid, serde_json::Value, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT n.tenant_id, n.id, n.request, n.status, n.created_at
+             FROM notifications n
+             JOIN UNNEST($1::uuid[], $2::uuid[]) AS w(tenant_id, id)
+               ON n.tenant_id = w.tenant_id AND n.id = w.id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&self.0)
+        .await?;
+        let mut found: HashMap<(Uuid, Uuid), StoredNotification> = HashMap::new();
+        for (tenant, id, request, status, created_at) in rows {
+            let request = serde_json::from_value(request)
+                .map_err(|e| StoreError::Corrupt(format!("notification {id}: {e}")))?;
+            found.insert(
+                (tenant, id),
+                StoredNotification {
+                    id: NotificationId(id),
+                    tenant_id: TenantId(tenant),
+                    request,
+                    fanned_out: status == "fanned_out",
+                    cancelled: status == "cancelled",
+                    created_at,
+                },
+            );
+        }
+        // The same notification may be asked for twice in a group (a message and its
+        // republished copy): both get it.
+        Ok(wanted
+            .iter()
+            .map(|(t, n)| found.get(&(t.0, n.0)).cloned())
+            .collect())
     }
 
     fn lost() -> StoreError {
