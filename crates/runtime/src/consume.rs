@@ -439,10 +439,9 @@ impl Service {
                 }
                 next = consumer.next(), if paused.is_none() => match next {
                     Some(Ok(delivery)) => {
-                        // FIXME: each message is handled, committed and acked on its own, so a
-                        // chunk of one pays a database commit and a confirm per stage; single
-                        // notifications are limited by commits per second. Handing the handler
-                        // the messages already prefetched as one batch would share them.
+                        // Each message is handled and acked on its own task; the writes of
+                        // messages handled side by side share commits through the store's
+                        // group commit, and their publishes share the channel's confirms.
                         tasks.spawn(handle_one(ctx.clone(), handler.clone(), delivery));
                     }
                     Some(Err(e)) => break Err(anyhow::Error::from(e).context("consumer failed")),
