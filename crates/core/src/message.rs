@@ -29,6 +29,19 @@ pub struct EnrichMessage {
     pub failover_from: Option<DeliveryId>,
 }
 
+impl EnrichMessage {
+    /// The first fan-out of a notification: every recipient on its first channels.
+    pub fn fan_out(tenant_id: TenantId, notification_id: NotificationId) -> EnrichMessage {
+        EnrichMessage {
+            schema: SCHEMA,
+            tenant_id,
+            notification_id,
+            level: None,
+            failover_from: None,
+        }
+    }
+}
+
 /// `enrich` → `render`: deliveries of one channel waiting to be rendered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RenderChunk {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use notify_broker::{Broker, Headers, Outgoing, Stage};
-use notify_core::message::{EnrichMessage, SCHEMA};
+use notify_core::message::EnrichMessage;
 use notify_core::{NotificationId, NotificationRequest, TenantId};
 use notify_store::group::{Batch, Gather};
 use notify_store::{Inserted, Store, StoreError};
@@ -145,13 +145,7 @@ async fn publish(
     let messages: Vec<(Vec<u8>, Headers)> = notifications
         .iter()
         .map(|(tenant, id, traceparent)| {
-            let message = EnrichMessage {
-                schema: SCHEMA,
-                tenant_id: *tenant,
-                notification_id: *id,
-                level: None,
-                failover_from: None,
-            };
+            let message = EnrichMessage::fan_out(*tenant, *id);
             (
                 serde_json::to_vec(&message).expect("a message serializes"),
                 Headers::new(Some(*tenant), Some((*traceparent).to_owned())),

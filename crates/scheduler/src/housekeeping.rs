@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use notify_broker::{Headers, Outgoing, Stage};
-use notify_core::message::{EnrichMessage, SCHEMA};
+use notify_core::message::EnrichMessage;
 use notify_runtime::{Service, traceparent_new};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -36,13 +36,7 @@ async fn sweep_once(service: &Service) -> anyhow::Result<()> {
     let bodies: Vec<(Vec<u8>, Headers)> = found
         .iter()
         .map(|(tenant, id)| {
-            let message = EnrichMessage {
-                schema: SCHEMA,
-                tenant_id: *tenant,
-                notification_id: *id,
-                level: None,
-                failover_from: None,
-            };
+            let message = EnrichMessage::fan_out(*tenant, *id);
             (
                 serde_json::to_vec(&message).expect("a message serializes"),
                 Headers::new(Some(*tenant), Some(traceparent_new())),

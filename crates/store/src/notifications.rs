@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use notify_core::message::{EnrichMessage, SCHEMA};
+use notify_core::message::EnrichMessage;
 use notify_core::{DeliveryId, DeliveryStatus, NotificationId, NotificationRequest, TenantId};
 
 use std::collections::HashMap;
@@ -268,13 +268,7 @@ impl Store {
                 let id = NotificationId(ids[i]);
                 if let Some(at) = send_ats[i] {
                     // Durable in the same transaction: the scheduler fans it out when due.
-                    let message = EnrichMessage {
-                        schema: SCHEMA,
-                        tenant_id: *tenant,
-                        notification_id: id,
-                        level: None,
-                        failover_from: None,
-                    };
+                    let message = EnrichMessage::fan_out(*tenant, id);
                     let timer =
                         NewTimer::new(*tenant, id, TimerKind::SendAt, at, "enrich", &message);
                     insert_timer(&mut tx, &timer).await?;
