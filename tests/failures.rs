@@ -651,3 +651,83 @@ async fn a_worker_whose_database_goes_away_pauses_and_resumes_without_spending_r
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_of_one_delivery_gathered_into_one_statement_give_it_to_one_message() {
+    let stack = Stack::start().await;
+    let tenant = notify_core::TenantId(stack.tenant.id.parse().unwrap());
+    let notification = uuid::Uuid::new_v4();
+    let delivery = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO notifications (id, tenant_id, request, priority, delivery_count)
+         VALUES ($1, $2, '{}', 'normal', 1)",
+    )
+    .bind(notification)
+    .bind(tenant.0)
+    .execute(&stack.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO deliveries (id, tenant_id, notification_id, recipient_index, channel)
+         VALUES ($1, $2, $3, 0, 'email')",
+    )
+    .bind(delivery)
+    .bind(tenant.0)
+    .bind(notification)
+    .execute(&stack.db)
+    .await
+    .unwrap();
+
+    // Twenty messages carrying the same delivery, claimed at once: they queue up before the
+    // first group is written, so they meet in one statement.
+    let store = notify_store::Store::from_pool(stack.db.clone());
+    let ids = [notify_core::DeliveryId(delivery)];
+    let messages: Vec<uuid::Uuid> = (0..20).map(|_| uuid::Uuid::new_v4()).collect();
+    let claims = messages
+        .iter()
+        .map(|m| store.claim(tenant, &ids, *m, "smtp"));
+    let claimed = futures_util::future::join_all(claims).await;
+    let winners: Vec<usize> = claimed
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.as_ref().unwrap().is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{claimed:?}");
+    assert_eq!(stack.count("SELECT count(*) FROM attempts").await, 1);
+
+    // A loser's outcome changes nothing; the winner's is recorded.
+    let outcome = |status| notify_store::Outcome {
+        id: ids[0],
+        attempt: 1,
+        status,
+        error: None,
+        provider: Some("smtp".into()),
+    };
+    let loser = messages[(winners[0] + 1) % messages.len()];
+    store
+        .record_outcomes(
+            tenant,
+            loser,
+            &[outcome(notify_core::DeliveryStatus::Failed)],
+        )
+        .await
+        .unwrap();
+    let status = || async {
+        sqlx::query_scalar::<_, String>("SELECT status FROM deliveries WHERE id = $1")
+            .bind(delivery)
+            .fetch_one(&stack.db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(status().await, "sending");
+    store
+        .record_outcomes(
+            tenant,
+            messages[winners[0]],
+            &[outcome(notify_core::DeliveryStatus::Delivered)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status().await, "delivered");
+}
