@@ -126,13 +126,14 @@ impl FanOutJob<'_> {
             }
         }
         let rows: Vec<NewDelivery> = planned.iter().map(|p| p.row.clone()).collect();
-        self.ctx.store.fan_out(tenant, id, &rows, &timers).await?;
+        let (deliveries, timer_count) = (rows.len(), timers.len());
+        self.ctx.store.fan_out(tenant, id, rows, timers).await?;
         planned.retain(|p| p.row.status != DeliveryStatus::Scheduled);
         self.publish(&planned, true).await?;
         tracing::info!(
-            deliveries = rows.len(),
-            held = rows.len() - planned.len(),
-            timers = timers.len(),
+            deliveries,
+            held = deliveries - planned.len(),
+            timers = timer_count,
             "fanned out"
         );
         Ok(())
@@ -256,7 +257,7 @@ impl FanOutJob<'_> {
             .collect();
         self.ctx
             .store
-            .fan_out(tenant, id, &unreachable, &[])
+            .fan_out(tenant, id, unreachable, Vec::new())
             .await?;
         self.ctx
             .publish_events(&unreachable_events(self.n, &planned))
@@ -408,7 +409,9 @@ async fn fail_over(
     // FIXME: between the failed delivery being recorded and this row being written, every
     // delivery of the notification can be final, so its status reads `completed` for a moment.
     let rows: Vec<NewDelivery> = planned.iter().map(|p| p.row.clone()).collect();
-    ctx.store.fan_out(n.tenant_id, n.id, &rows, &[]).await?;
+    ctx.store
+        .fan_out(n.tenant_id, n.id, rows, Vec::new())
+        .await?;
     // A redelivered failover finds its rows made before and sends on only what is pending.
     let pending: HashSet<DeliveryId> = ctx
         .store

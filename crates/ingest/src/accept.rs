@@ -86,7 +86,9 @@ impl Accepter {
             .filter(|i| i.publish_now)
             .map(|i| (tenant, i.id, traceparent))
             .collect();
-        publish(&self.broker, &published).await?;
+        publish(&self.broker, &published)
+            .await
+            .map_err(AcceptError::Broker)?;
         Ok(inserted.into_iter().map(accepted).collect())
     }
 }
@@ -121,11 +123,10 @@ impl Batch for Singles {
             .collect();
         Ok(match publish(&self.broker, &published).await {
             Ok(()) => inserted.into_iter().map(|i| Ok(accepted(i))).collect(),
-            Err(AcceptError::Broker(e)) => singles
+            Err(e) => singles
                 .iter()
                 .map(|_| Err(AcceptError::Broker(e.clone())))
                 .collect(),
-            Err(e) => return Err(e),
         })
     }
 
@@ -134,11 +135,12 @@ impl Batch for Singles {
     }
 }
 
-/// Publishes a fan-out message for each notification to `enrich` and waits for every confirm.
+/// Publishes a fan-out message for each notification to `enrich` and waits for every confirm;
+/// the error says why the broker did not take them.
 async fn publish(
     broker: &Broker,
     notifications: &[(TenantId, NotificationId, &str)],
-) -> Result<(), AcceptError> {
+) -> Result<(), String> {
     if notifications.is_empty() {
         return Ok(());
     }
@@ -162,13 +164,10 @@ async fn publish(
             headers,
         })
         .collect();
-    let publisher = broker
-        .publisher()
-        .await
-        .map_err(|e| AcceptError::Broker(e.to_string()))?;
+    let publisher = broker.publisher().await.map_err(|e| e.to_string())?;
     if let Err(e) = publisher.send_all(&outgoing).await {
         broker.reset().await;
-        return Err(AcceptError::Broker(e.to_string()));
+        return Err(e.to_string());
     }
     Ok(())
 }

@@ -321,16 +321,16 @@ impl Store {
         &self,
         tenant: TenantId,
         notification: NotificationId,
-        deliveries: &[NewDelivery],
-        timers: &[NewTimer],
+        deliveries: Vec<NewDelivery>,
+        timers: Vec<NewTimer>,
     ) -> Result<()> {
         self.groups
             .fan_outs
             .call(FanOut {
                 tenant,
                 notification,
-                deliveries: deliveries.to_vec(),
-                timers: timers.to_vec(),
+                deliveries,
+                timers,
             })
             .await
     }
@@ -532,48 +532,94 @@ impl Store {
     }
 }
 
-/// Inserts deliveries in one statement; ids that exist already are skipped.
+/// The insert of the deliveries in [`DeliveryColumns`], bound as `$1` to `$11`; ids that
+/// exist already are skipped. A macro so that it can stand alone ([`INSERT_DELIVERIES`]) or
+/// as a step of a larger statement, both literal.
+macro_rules! insert_deliveries_sql {
+    () => {
+        "INSERT INTO deliveries
+         (id, tenant_id, notification_id, recipient_index, user_id, channel, address,
+          status, last_error, escalation_level, scheduled_for, finished_at)
+     SELECT d.id, d.tenant_id, d.notification_id, d.idx, d.user_id, d.channel,
+            d.address, d.status, d.error, d.level, d.scheduled_for,
+            CASE WHEN d.status IN ('failed', 'suppressed') THEN now() END
+     FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::int[], $11::timestamptz[])
+          AS d(tenant_id, notification_id, id, idx, user_id, channel, address, status,
+               error, level, scheduled_for)
+     ON CONFLICT (id) DO NOTHING"
+    };
+}
+
+const INSERT_DELIVERIES: &str = insert_deliveries_sql!();
+
+/// Deliveries of any notifications as one array per column, for [`INSERT_DELIVERIES`].
+#[derive(Default)]
+struct DeliveryColumns<'a> {
+    tenants: Vec<Uuid>,
+    notifications: Vec<Uuid>,
+    ids: Vec<Uuid>,
+    indexes: Vec<i32>,
+    users: Vec<Option<&'a str>>,
+    channels: Vec<&'a str>,
+    addresses: Vec<Option<&'a str>>,
+    statuses: Vec<&'a str>,
+    errors: Vec<Option<&'a str>>,
+    levels: Vec<Option<i32>>,
+    scheduled: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> DeliveryColumns<'a> {
+    fn push(&mut self, tenant: TenantId, notification: NotificationId, d: &'a NewDelivery) {
+        self.tenants.push(tenant.0);
+        self.notifications.push(notification.0);
+        self.ids.push(d.id.0);
+        self.indexes.push(d.recipient_index);
+        self.users.push(d.user_id.as_deref());
+        self.channels.push(&d.channel);
+        self.addresses.push(d.address.as_deref());
+        self.statuses.push(d.status.as_str());
+        self.errors.push(d.error.as_deref());
+        self.levels.push(d.escalation_level);
+        self.scheduled.push(d.scheduled_for);
+    }
+
+    /// Binds the columns as `$1` to `$11`, in the order [`INSERT_DELIVERIES`] reads them.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.tenants)
+            .bind(&self.notifications)
+            .bind(&self.ids)
+            .bind(&self.indexes)
+            .bind(&self.users)
+            .bind(&self.channels)
+            .bind(&self.addresses)
+            .bind(&self.statuses)
+            .bind(&self.errors)
+            .bind(&self.levels)
+            .bind(&self.scheduled)
+    }
+}
+
+/// Inserts deliveries of one notification in one statement; ids that exist already are
+/// skipped.
 pub(crate) async fn insert_deliveries(
     tx: &mut sqlx::PgConnection,
     tenant: TenantId,
     notification: NotificationId,
     deliveries: &[NewDelivery],
 ) -> Result<()> {
-    let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id.0).collect();
-    let indexes: Vec<i32> = deliveries.iter().map(|d| d.recipient_index).collect();
-    let users: Vec<Option<String>> = deliveries.iter().map(|d| d.user_id.clone()).collect();
-    let channels: Vec<String> = deliveries.iter().map(|d| d.channel.clone()).collect();
-    let addresses: Vec<Option<String>> = deliveries.iter().map(|d| d.address.clone()).collect();
-    let statuses: Vec<&str> = deliveries.iter().map(|d| d.status.as_str()).collect();
-    let errors: Vec<Option<String>> = deliveries.iter().map(|d| d.error.clone()).collect();
-    let levels: Vec<Option<i32>> = deliveries.iter().map(|d| d.escalation_level).collect();
-    let scheduled: Vec<Option<DateTime<Utc>>> =
-        deliveries.iter().map(|d| d.scheduled_for).collect();
-    sqlx::query(
-        "INSERT INTO deliveries
-             (id, tenant_id, notification_id, recipient_index, user_id, channel, address,
-              status, last_error, escalation_level, scheduled_for, finished_at)
-         SELECT d.id, $1, $2, d.idx, d.user_id, d.channel, d.address, d.status, d.error, d.level,
-                d.scheduled_for,
-                CASE WHEN d.status IN ('failed', 'suppressed') THEN now() END
-         FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::int[], $11::timestamptz[])
-              AS d(id, idx, user_id, channel, address, status, error, level, scheduled_for)
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(tenant.0)
-    .bind(notification.0)
-    .bind(&ids)
-    .bind(&indexes)
-    .bind(&users)
-    .bind(&channels)
-    .bind(&addresses)
-    .bind(&statuses)
-    .bind(&errors)
-    .bind(&levels)
-    .bind(&scheduled)
-    .execute(&mut *tx)
-    .await?;
+    let mut columns = DeliveryColumns::default();
+    for d in deliveries {
+        columns.push(tenant, notification, d);
+    }
+    columns
+        .bind(sqlx::query(INSERT_DELIVERIES))
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -815,70 +861,33 @@ async fn write_fan_outs<'e, E>(executor: E, fan_outs: &[FanOut]) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
-    let rows: usize = fan_outs.iter().map(|f| f.deliveries.len()).sum();
-    let mut tenants: Vec<Uuid> = Vec::with_capacity(rows);
-    let mut notifications: Vec<Uuid> = Vec::with_capacity(rows);
-    let mut ids: Vec<Uuid> = Vec::with_capacity(rows);
-    let mut indexes: Vec<i32> = Vec::with_capacity(rows);
-    let mut users: Vec<Option<&str>> = Vec::with_capacity(rows);
-    let mut channels: Vec<&str> = Vec::with_capacity(rows);
-    let mut addresses: Vec<Option<&str>> = Vec::with_capacity(rows);
-    let mut statuses: Vec<&str> = Vec::with_capacity(rows);
-    let mut errors: Vec<Option<&str>> = Vec::with_capacity(rows);
-    let mut levels: Vec<Option<i32>> = Vec::with_capacity(rows);
-    let mut scheduled: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(rows);
+    let mut columns = DeliveryColumns::default();
     for f in fan_outs {
         for d in &f.deliveries {
-            tenants.push(f.tenant.0);
-            notifications.push(f.notification.0);
-            ids.push(d.id.0);
-            indexes.push(d.recipient_index);
-            users.push(d.user_id.as_deref());
-            channels.push(&d.channel);
-            addresses.push(d.address.as_deref());
-            statuses.push(d.status.as_str());
-            errors.push(d.error.as_deref());
-            levels.push(d.escalation_level);
-            scheduled.push(d.scheduled_for);
+            columns.push(f.tenant, f.notification, d);
         }
     }
     let marked_tenants: Vec<Uuid> = fan_outs.iter().map(|f| f.tenant.0).collect();
     let marked: Vec<Uuid> = fan_outs.iter().map(|f| f.notification.0).collect();
-    sqlx::query(
-        "WITH inserted AS (
-             INSERT INTO deliveries
-                 (id, tenant_id, notification_id, recipient_index, user_id, channel, address,
-                  status, last_error, escalation_level, scheduled_for, finished_at)
-             SELECT d.id, d.tenant_id, d.notification_id, d.idx, d.user_id, d.channel,
-                    d.address, d.status, d.error, d.level, d.scheduled_for,
-                    CASE WHEN d.status IN ('failed', 'suppressed') THEN now() END
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[],
-                         $7::text[], $8::text[], $9::text[], $10::int[], $11::timestamptz[])
-                  AS d(tenant_id, notification_id, id, idx, user_id, channel, address, status,
-                       error, level, scheduled_for)
-             ON CONFLICT (id) DO NOTHING
-         )
-         UPDATE notifications n SET status = 'fanned_out', fanned_out_at = now()
-         FROM UNNEST($12::uuid[], $13::uuid[]) AS m(tenant_id, id)
-         WHERE n.tenant_id = m.tenant_id AND n.id = m.id AND n.status = 'accepted'",
-    )
-    .bind(&tenants)
-    .bind(&notifications)
-    .bind(&ids)
-    .bind(&indexes)
-    .bind(&users)
-    .bind(&channels)
-    .bind(&addresses)
-    .bind(&statuses)
-    .bind(&errors)
-    .bind(&levels)
-    .bind(&scheduled)
-    .bind(&marked_tenants)
-    .bind(&marked)
-    .execute(executor)
-    .await?;
+    columns
+        .bind(sqlx::query(FAN_OUT))
+        .bind(&marked_tenants)
+        .bind(&marked)
+        .execute(executor)
+        .await?;
     Ok(())
 }
+
+/// The deliveries of [`INSERT_DELIVERIES`] and the marks of their notifications, `$12` and
+/// `$13`, in one statement.
+const FAN_OUT: &str = concat!(
+    "WITH inserted AS (",
+    insert_deliveries_sql!(),
+    ")
+     UPDATE notifications n SET status = 'fanned_out', fanned_out_at = now()
+     FROM UNNEST($12::uuid[], $13::uuid[]) AS m(tenant_id, id)
+     WHERE n.tenant_id = m.tenant_id AND n.id = m.id AND n.status = 'accepted'"
+);
 
 struct LoadBatch(PgPool);
 
