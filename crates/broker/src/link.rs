@@ -54,6 +54,38 @@ impl Broker {
         Ok(self.link().await?.publisher)
     }
 
+    /// Publishes the first fan-out of each notification to `enrich`, each with its trace
+    /// context, and waits for every confirm.
+    pub async fn publish_fan_outs(
+        &self,
+        fan_outs: &[(notify_core::TenantId, notify_core::NotificationId, String)],
+    ) -> Result<()> {
+        if fan_outs.is_empty() {
+            return Ok(());
+        }
+        let messages: Vec<(Vec<u8>, Headers)> = fan_outs
+            .iter()
+            .map(|(tenant, id, traceparent)| {
+                let message = notify_core::message::EnrichMessage::fan_out(*tenant, *id);
+                (
+                    serde_json::to_vec(&message).expect("a message serializes"),
+                    Headers::new(Some(*tenant), Some(traceparent.clone())),
+                )
+            })
+            .collect();
+        let queue = self.topology.stage_queue(crate::Stage::Enrich);
+        let outgoing: Vec<Outgoing<'_>> = messages
+            .iter()
+            .map(|(body, headers)| Outgoing {
+                exchange: "",
+                routing_key: &queue,
+                body,
+                headers,
+            })
+            .collect();
+        self.publisher().await?.send_all(&outgoing).await
+    }
+
     /// Whether a connection is up now. Never waits: while one is being opened, it is not.
     pub fn is_connected(&self) -> bool {
         match self.link.try_lock() {

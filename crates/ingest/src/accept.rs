@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use notify_broker::{Broker, Headers, Outgoing, Stage};
-use notify_core::message::EnrichMessage;
+use notify_broker::Broker;
 use notify_core::{NotificationId, NotificationRequest, TenantId};
 use notify_store::group::{Batch, Gather};
 use notify_store::{Inserted, Store, StoreError};
@@ -141,31 +140,11 @@ async fn publish(
     broker: &Broker,
     notifications: &[(TenantId, NotificationId, &str)],
 ) -> Result<(), String> {
-    if notifications.is_empty() {
-        return Ok(());
-    }
-    let messages: Vec<(Vec<u8>, Headers)> = notifications
+    let fan_outs: Vec<_> = notifications
         .iter()
-        .map(|(tenant, id, traceparent)| {
-            let message = EnrichMessage::fan_out(*tenant, *id);
-            (
-                serde_json::to_vec(&message).expect("a message serializes"),
-                Headers::new(Some(*tenant), Some((*traceparent).to_owned())),
-            )
-        })
+        .map(|(tenant, id, traceparent)| (*tenant, *id, (*traceparent).to_owned()))
         .collect();
-    let queue = broker.topology().stage_queue(Stage::Enrich);
-    let outgoing: Vec<Outgoing<'_>> = messages
-        .iter()
-        .map(|(body, headers)| Outgoing {
-            exchange: "",
-            routing_key: &queue,
-            body,
-            headers,
-        })
-        .collect();
-    let publisher = broker.publisher().await.map_err(|e| e.to_string())?;
-    if let Err(e) = publisher.send_all(&outgoing).await {
+    if let Err(e) = broker.publish_fan_outs(&fan_outs).await {
         broker.reset().await;
         return Err(e.to_string());
     }

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use notify_broker::{Headers, Outgoing, Stage};
-use notify_core::message::EnrichMessage;
 use notify_runtime::{Service, traceparent_new};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -33,32 +31,11 @@ async fn sweep_once(service: &Service) -> anyhow::Result<()> {
     if found.is_empty() {
         return Ok(());
     }
-    let bodies: Vec<(Vec<u8>, Headers)> = found
+    let fan_outs: Vec<_> = found
         .iter()
-        .map(|(tenant, id)| {
-            let message = EnrichMessage::fan_out(*tenant, *id);
-            (
-                serde_json::to_vec(&message).expect("a message serializes"),
-                Headers::new(Some(*tenant), Some(traceparent_new())),
-            )
-        })
+        .map(|(tenant, id)| (*tenant, *id, traceparent_new()))
         .collect();
-    let queue = service.broker.topology().stage_queue(Stage::Enrich);
-    let outgoing: Vec<Outgoing<'_>> = bodies
-        .iter()
-        .map(|(body, headers)| Outgoing {
-            exchange: "",
-            routing_key: &queue,
-            body,
-            headers,
-        })
-        .collect();
-    service
-        .broker
-        .publisher()
-        .await?
-        .send_all(&outgoing)
-        .await?;
+    service.broker.publish_fan_outs(&fan_outs).await?;
     service
         .metrics
         .published
